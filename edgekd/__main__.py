@@ -1,0 +1,5 @@
+"""``python -m edgekd`` (what ``torchrun -m edgekd distill ...`` runs)."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,218 @@
+"""edgekd: train a small dense-prediction student with cross-task distillation, export it, bench it on the device.
+
+\b
+  edgekd distill --profile jetson --task depth --teacher random
+  edgekd export runs/depth-jetson
+  edgekd bench runs/depth-jetson/model.onnx --profile jetson
+
+Each verb imports its heavy dependencies (torch, onnxruntime, tensorrt) only when it runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import wraps
+
+import click
+
+from . import __version__
+from .errors import EdgekdError
+
+
+def _user_errors(fn):
+    """Turn an :class:`EdgekdError` into one line on stderr and exit code 2 (no traceback)."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except EdgekdError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted; files already written are intact (resume a run with --resume)", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="edgekd")
+def cli():
+    """edgekd: cross-task distillation to a measured edge deployment (distill -> export -> bench)."""
+
+
+# --------------------------------------------------------------------------- distill
+def training_options(fn):
+    """Options shared by ``distill`` and ``compare`` (each overrides the profile's key)."""
+    opts = [
+        click.option("--profile", default="jetson", show_default=True, help="Profile name (jetson, mobile, server) or a path to a TOML file."),
+        click.option("--task", default=None, help="depth | segmentation | classification | colourisation | translation [profile's, else depth]"),
+        click.option("--student", default=None, help="Student encoder: mobilenetv2_100, efficientnet_b0 or any timm CNN name."),
+        click.option("--data", default=None, help="'synthetic' (embedded procedural scenes) or a dataset path."),
+        click.option("--data-format", default=None, help="Dataset format when it cannot be detected from the path."),
+        click.option("--epochs", type=int, default=None),
+        click.option("--batch-size", type=int, default=None),
+        click.option("--lr", type=float, default=None, help="Peak learning rate (AdamW, warm-up then cosine)."),
+        click.option("--image-size", type=int, nargs=2, default=None, metavar="H W", help="Input size; divisible by the encoder stride (32)."),
+        click.option("--train-size", type=int, default=None, help="Number of training samples to use."),
+        click.option("--val-size", type=int, default=None, help="Number of validation samples to use."),
+        click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps (0 = no limit)."),
+        click.option("--workers", type=int, default=None, help="Data-loading worker processes."),
+        click.option("--seed", type=int, default=None),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None),
+        click.option("--compile", "compile_mode", type=click.Choice(["off", "graph", "inductor", "reduce-overhead", "max-autotune"]), default=None,
+                     help="Faster steps: 'graph' captures the whole step as a CUDA graph; others are torch.compile modes."),
+        click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override any profile key (repeatable)."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def distill_options(fn):
+    opts = [
+        click.option("--teacher", default=None, help="random | random:NAME | NAME (with --teacher-weights) | path/to/edgekd.pt | none"),
+        click.option("--teacher-weights", default=None, type=click.Path(), help="Local weights file for a named timm teacher (nothing is downloaded)."),
+        click.option("--method", type=click.Choice(["fitnet", "at", "pkt", "ensemble"]), default=None),
+        click.option("--projection", type=click.Choice(["inverted", "traditional"]), default=None),
+        click.option("--distill-weight", type=float, default=None, help="w in L_task + w * L_distill."),
+        click.option("--spectral", type=int, default=None, help="Spectral regulariser rank r (0 = off); combinable with a teacher."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def resolve_config(kw: dict) -> dict:
+    """Profile + ``--set`` + options -> the resolved config (validated)."""
+    from .config import load_profile
+
+    size = kw.get("image_size")
+    overrides = {
+        "model": {"task": kw.get("task"), "student": kw.get("student"), "compile": kw.get("compile_mode")},
+        "data": {"data": kw.get("data"), "data_format": kw.get("data_format"), "image_size": list(size) if size else None},
+        "distill": {"teacher": kw.get("teacher"), "teacher_weights": kw.get("teacher_weights"), "method": kw.get("method"),
+                    "projection": kw.get("projection"), "weight": kw.get("distill_weight"), "spectral": kw.get("spectral")},
+        "train": {"epochs": kw.get("epochs"), "batch_size": kw.get("batch_size"), "lr": kw.get("lr"), "train_size": kw.get("train_size"),
+                  "val_size": kw.get("val_size"), "max_steps": kw.get("max_steps"), "workers": kw.get("workers"), "seed": kw.get("seed"),
+                  "device": kw.get("device"), "save_every_min": kw.get("save_every_min")},
+    }
+    return load_profile(kw["profile"], overrides, tuple(kw.get("sets") or ()))
+
+
+@cli.command()
+@training_options
+@distill_options
+@click.option("--out", default=None, type=click.Path(), help="Run directory [runs/<task>-<profile>].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (same data order).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
+@click.option("--save-every-min", type=float, default=None, help="Also checkpoint last.pt every N minutes (0 = every step).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_user_errors
+def distill(**kw):
+    """Train a student with cross-task distillation (or the spectral regulariser) on the profile's data.
+
+    \b
+    Writes into the run directory: config.json (resolved), metrics.jsonl, steps.jsonl,
+    spectrum.jsonl (singular values of the projector per epoch), last.pt, best.pt, summary.json.
+    The full recipe wants a GPU; on a CPU shrink it, e.g.
+      edgekd distill --task depth --epochs 2 --train-size 64 --val-size 16 --image-size 64 96
+    Multi-GPU: torchrun --nproc-per-node N -m edgekd distill ...
+    """
+    from pathlib import Path
+
+    cfg = resolve_config(kw)
+    out = Path(kw["out"] or f"runs/{cfg['model']['task']}-{cfg['profile']['name']}")
+    if kw["resume"] and (out / "config.json").exists() and not _explicit_changes(kw):
+        import json
+
+        cfg = json.loads((out / "config.json").read_text())  # resume exactly the saved recipe
+    from .train.loop import Trainer
+
+    trainer = Trainer(cfg, out, resume=kw["resume"], overwrite=kw["overwrite"], progress=not kw["quiet"])
+    if trainer.dist.is_main and not kw["quiet"]:
+        _describe_run(trainer)
+    summary = trainer.run()
+    if trainer.dist.is_main:
+        click.echo(f"done: {summary['steps']} steps; best {trainer.task.primary_metric} {summary['best'][trainer.task.primary_metric]:.4f}; run in {out}")
+        if trainer.device.type == "cpu" and cfg["train"]["epochs"] * trainer.steps_per_epoch < 1000:
+            click.echo(f"for the full recipe run on a GPU: edgekd distill --profile {cfg['profile']['name']} --task {cfg['model']['task']} --teacher {cfg['distill']['teacher']}")
+
+
+def _explicit_changes(kw) -> bool:
+    keys = ("task", "student", "data", "epochs", "batch_size", "lr", "image_size", "train_size", "val_size", "teacher",
+            "method", "projection", "distill_weight", "spectral", "seed", "sets", "max_steps")
+    return any(kw.get(k) not in (None, (), []) for k in keys)
+
+
+def _describe_run(trainer):
+    cfg = trainer.cfg
+    t = trainer.teacher
+    teacher = "none" if t is None else f"{t.name} ({t.kind}, {t.channels} ch)"
+    d = cfg["distill"]
+    method = f"{d['method']} / {d['projection']} (w={d['weight']})" if t is not None else "-"
+    spectral = f"r={d['spectral']}" if d["spectral"] else "off"
+    click.echo(
+        f"edgekd distill: task {trainer.task.name}, student {cfg['model']['student']} ({trainer.model.student.feature_channels} ch), "
+        f"teacher {teacher}, method {method}, spectral {spectral}\n"
+        f"  data {cfg['data']['data']}: {len(trainer.train_src)} train / {len(trainer.val_src)} val at "
+        f"{cfg['data']['image_size'][0]}x{cfg['data']['image_size'][1]}, {trainer.steps_per_epoch} steps/epoch x {cfg['train']['epochs']} epochs, "
+        f"device {trainer.device}" + (f", {trainer.dist.world} processes" if trainer.dist.enabled else "")
+    )
+
+
+# --------------------------------------------------------------------------- data
+@cli.group()
+def data():
+    """Datasets: write the synthetic scenes to disk, inspect a folder."""
+
+
+@data.command("synth")
+@click.option("--out", required=True, type=click.Path(), help="Folder to write into.")
+@click.option("--n", type=int, default=64, show_default=True, help="Training scenes (validation gets a quarter, at least 1).")
+@click.option("--val-n", type=int, default=None, help="Validation scenes.")
+@click.option("--image-size", type=int, nargs=2, default=(256, 320), show_default=True, metavar="H W")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_user_errors
+def data_synth(out, n, val_n, image_size, seed):
+    """Render the procedural indoor scenes into OUT (images, depth PNG in mm, label PNGs, image labels)."""
+    from tqdm.auto import tqdm
+
+    from .data.scenes import write_scenes
+
+    if n < 1:
+        raise EdgekdError("--n must be at least 1")
+    total = n + (val_n if val_n is not None else max(1, n // 4))
+    with tqdm(total=total, unit="img", desc="rendering") as bar:
+        meta = write_scenes(out, n, image_size, seed, val_n, progress=bar.update)
+    click.echo(f"wrote {meta['counts']['train']} train + {meta['counts']['val']} val scenes to {out}; train on them with --data {out}")
+
+
+@data.command("inspect")
+@click.argument("path", type=click.Path())
+@click.option("--data-format", default="auto")
+@_user_errors
+def data_inspect(path, data_format):
+    """What edgekd sees in PATH: format, splits, sizes, classes."""
+    import json
+
+    from .data import open_dataset
+
+    info = {"path": path}
+    for split in ("train", "val"):
+        ds = open_dataset(path, split, (64, 64), None, 0, data_format)
+        s = ds[0]
+        info["format"] = ds.format
+        info[split] = {"samples": len(ds), "image": list(s["image"].shape),
+                       "has": sorted(k for k in s if k != "image")}
+        info["classes"] = list(getattr(ds, "classes", []) or [])
+    click.echo(json.dumps(info, indent=2))
+
+
+def main():
+    cli(prog_name="edgekd")
+
+
+if __name__ == "__main__":
+    main()

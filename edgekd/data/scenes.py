@@ -1,0 +1,120 @@
+"""Datasets of synthetic scenes: rendered on the fly, or read back from ``edgekd data synth`` output."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import EdgekdError
+from .synthetic import CLASSES, OBJECT_CLASSES, render_scene
+
+SCENES_FORMAT = "edgekd-scenes"
+META_FILE = "edgekd-data.json"
+
+
+class SyntheticScenes:
+    """``n`` scenes of ``split`` rendered at ``image_size``; scene ``i`` is a pure function of (seed, split, i).
+
+    The same ``n`` scenes are seen every epoch: a finite training set, like a
+    real dataset (the paper's regularisation effects only show there).
+    """
+
+    format = "synthetic"
+
+    def __init__(self, split: str, n: int, image_size, seed: int = 0, cache: bool = True):
+        self.split, self.n, self.seed = split, int(n), int(seed)
+        self.height, self.width = int(image_size[0]), int(image_size[1])
+        self.classes = list(CLASSES)
+        self.object_classes = list(OBJECT_CLASSES)
+        self._cache = {} if cache else None
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        if i < 0 or i >= self.n:
+            raise IndexError(i)
+        if self._cache is not None and i in self._cache:
+            return self._cache[i]
+        s = render_scene(self.height, self.width, self.seed, self.split, i)
+        if self._cache is not None:
+            self._cache[i] = s
+        return s
+
+
+class SceneFolder:
+    """Scenes written by ``edgekd data synth`` (``DIR/<split>/{images,depth,labels}/NNNNN.png``)."""
+
+    format = SCENES_FORMAT
+
+    def __init__(self, root, split: str, n: int | None = None):
+        root = Path(root)
+        meta = json.loads((root / META_FILE).read_text())
+        self.classes = meta["classes"]
+        self.object_classes = meta["object_classes"]
+        d = root / split
+        if not (d / "images").is_dir():
+            raise EdgekdError(f"{root} has no {split}/images folder; write it with: edgekd data synth --out {root}")
+        self.files = sorted((d / "images").glob("*.png"))
+        if not self.files:
+            raise EdgekdError(f"{d / 'images'} holds no PNG images; write scenes with: edgekd data synth --out {root}")
+        if n is not None:
+            self.files = self.files[: int(n)]
+        self.root, self.split = root, split
+        with open(d / "image_labels.csv") as f:
+            self.image_labels = {row["file"]: int(row["label"]) for row in csv.DictReader(f)}
+        for f in self.files:
+            for sub in ("depth", "labels"):
+                if not (d / sub / f.name).exists():
+                    raise EdgekdError(f"{f} has no matching {sub}/{f.name}; images and {sub} must pair one to one")
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict:
+        f = self.files[i]
+        d = self.root / self.split
+        labels = np.asarray(Image.open(d / "labels" / f.name))
+        from .synthetic import PALETTE
+
+        return {
+            "image": np.asarray(Image.open(f).convert("RGB")),
+            "depth": np.asarray(Image.open(d / "depth" / f.name)).astype(np.float32) / 1000.0,
+            "labels": labels,
+            "colour_map": PALETTE[np.minimum(labels, len(PALETTE) - 1)],
+            "label": self.image_labels.get(f.name, 0),
+        }
+
+
+def write_scenes(out, n: int, image_size, seed: int = 0, val_n: int | None = None, progress=None) -> dict:
+    """Render ``n`` train and ``val_n`` validation scenes into ``out`` in the :class:`SceneFolder` layout."""
+    out = Path(out)
+    val_n = max(1, n // 4) if val_n is None else val_n
+    counts = {}
+    for split, count in (("train", n), ("val", val_n)):
+        d = out / split
+        for sub in ("images", "depth", "labels"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        rows = []
+        for i in range(count):
+            s = render_scene(image_size[0], image_size[1], seed, split, i)
+            name = f"{i:05d}.png"
+            Image.fromarray(s["image"]).save(d / "images" / name)
+            Image.fromarray((s["depth"] * 1000).round().astype(np.uint16)).save(d / "depth" / name)
+            Image.fromarray(s["labels"]).save(d / "labels" / name)
+            rows.append({"file": name, "label": s["label"]})
+            if progress:
+                progress(1)
+        with open(d / "image_labels.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["file", "label"])
+            w.writeheader()
+            w.writerows(rows)
+        counts[split] = count
+    meta = {"format": SCENES_FORMAT, "classes": list(CLASSES), "object_classes": list(OBJECT_CLASSES),
+            "depth_unit": "mm (uint16 PNG)", "seed": seed, "image_size": list(image_size), "counts": counts}
+    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return meta

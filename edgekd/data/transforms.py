@@ -1,0 +1,59 @@
+"""Numpy transforms shared by training and the torch-free bench.
+
+Normalisation constants live here so that export metadata, training and the
+bench agree on them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics: what timm encoders expect
+STD = (0.229, 0.224, 0.225)
+
+# Keys of a sample that are per-pixel maps and must follow geometric transforms.
+PIXEL_KEYS = ("image", "depth", "labels", "colour_map", "target_image")
+
+
+def normalise(image: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
+    """(H, W, 3) uint8 -> (3, H, W) float32, ImageNet-normalised."""
+    x = image.astype(np.float32) / 255.0
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def resize_sample(sample: dict, height: int, width: int) -> dict:
+    """Resize every per-pixel map: bilinear for images, nearest for depth and labels (no invented values)."""
+    out = dict(sample)
+    for k in PIXEL_KEYS:
+        if k not in sample:
+            continue
+        a = sample[k]
+        if a.shape[:2] == (height, width):
+            continue
+        if a.dtype == np.uint8 and a.ndim == 3:
+            out[k] = np.asarray(Image.fromarray(a).resize((width, height), Image.BILINEAR))
+        elif a.dtype == np.uint8:
+            out[k] = np.asarray(Image.fromarray(a).resize((width, height), Image.NEAREST))
+        else:
+            out[k] = np.asarray(Image.fromarray(a.astype(np.float32), mode="F").resize((width, height), Image.NEAREST))
+    return out
+
+
+def augment(sample: dict, rng: np.random.Generator) -> dict:
+    """Horizontal flip (all maps together) and colour jitter (RGB input only)."""
+    out = dict(sample)
+    if rng.random() < 0.5:
+        for k in PIXEL_KEYS:
+            if k in out:
+                out[k] = np.ascontiguousarray(out[k][:, ::-1])
+    img = out["image"].astype(np.float32)
+    brightness, contrast, saturation = rng.uniform(0.8, 1.2, 3)
+    img = img * brightness
+    mean = img.mean()
+    img = (img - mean) * contrast + mean
+    grey = img.mean(axis=2, keepdims=True)
+    img = (img - grey) * saturation + grey
+    out["image"] = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    return out

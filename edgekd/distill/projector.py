@@ -1,0 +1,38 @@
+"""The projector: a learnable linear map over channels (a 1x1 conv without bias).
+
+Inverted (the paper's contribution, §3.2): teacher -> student channels,
+``L = d(Z_s, P(Z_t))``.  Traditional (the baseline): student -> teacher,
+``L = d(P(Z_s), Z_t)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+class Projector(nn.Conv2d):
+    """``Projector(in_channels, out_channels)``: ``P(x)`` for x of shape (B, in, H, W)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels, kernel_size=1, bias=False)
+
+    @property
+    def matrix(self) -> torch.Tensor:
+        """P as an (out, in) matrix."""
+        return self.weight[:, :, 0, 0]
+
+    @torch.no_grad()
+    def singular_values(self) -> torch.Tensor:
+        """Singular values of P, largest first (the paper's Figure 3)."""
+        return torch.linalg.svdvals(self.matrix.detach().float().cpu())
+
+
+def inverted(teacher_channels: int, student_channels: int) -> Projector:
+    """The inverted projector: maps teacher features to the student's channels."""
+    return Projector(teacher_channels, student_channels)
+
+
+def traditional(teacher_channels: int, student_channels: int) -> Projector:
+    """The traditional projector: maps student features to the teacher's channels."""
+    return Projector(student_channels, teacher_channels)

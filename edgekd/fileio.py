@@ -1,0 +1,116 @@
+"""Atomic writes and safe loads.
+
+Every file edgekd writes (checkpoints, ONNX, JSON reports) goes to a temporary
+file in the same directory, is fsync'ed and then ``os.replace``d over the
+target: a kill at any moment leaves either the old or the new version, never a
+torn one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import EdgekdError
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
+    """Call ``write(fileobj)`` on a temporary file, then move it over ``path``."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise EdgekdError(f"cannot write to {path.parent}: {e.strerror}; choose a writable directory (--out)") from None
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_text(path, text: str) -> Path:
+    return atomic_write(path, lambda f: f.write(text), mode="w")
+
+
+def atomic_write_json(path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    # numpy scalars and arrays appear in metrics; keep JSON free of numpy types.
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def append_jsonl(path, obj: Any) -> None:
+    """Append one JSON line (metrics logs are append-only; a torn last line is skipped on read)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(obj, default=_json_default) + "\n")
+        f.flush()
+
+
+def read_jsonl(path) -> list:
+    out = []
+    p = Path(path)
+    if not p.exists():
+        return out
+    for line in p.read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line torn by a kill mid-write
+    return out
+
+
+def save_checkpoint(path, obj: dict) -> Path:
+    """torch.save through :func:`atomic_write`."""
+    import torch
+
+    return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def load_checkpoint(path) -> dict:
+    """Load an edgekd checkpoint with ``weights_only=True``: a pickle that would run code is refused."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise EdgekdError(f"checkpoint {path} does not exist; give the path to a run's best.pt or last.pt")
+    if path.is_dir():
+        raise EdgekdError(f"{path} is a directory; give a checkpoint file such as {path / 'best.pt'}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
+        raise EdgekdError(
+            f"refusing to load {path}: it is not a plain-weights checkpoint ({first[:160]}); "
+            "only load checkpoints you trust, re-saved as state dicts"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise EdgekdError(f"{path} is corrupt or not a torch checkpoint ({msg[:160]}); re-export it or use another run's last.pt") from None
+    return ckpt

@@ -1,0 +1,42 @@
+"""Paired image translation (A -> B, e.g. satellite -> map; on the scenes, RGB -> label colours)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import register_task
+from .base import Task
+from .metrics import ImageMetrics
+
+
+@register_task
+class TranslationTask(Task):
+    name = "translation"
+    primary_metric = "psnr"
+    higher_is_better = True
+
+    @property
+    def out_channels(self):
+        return 3
+
+    def target(self, sample):
+        b = sample.get("target_image", sample.get("colour_map"))
+        return (b.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)  # RGB in [-1, 1], (3, H, W)
+
+    def activation(self, x):
+        return x.tanh()
+
+    def loss(self, pred, target):
+        return (pred.float() - target).abs().mean()
+
+    def metrics(self):
+        return _TranslationMetrics()
+
+    def metadata(self):
+        return {**super().metadata(), "output": "RGB in [-1, 1]"}
+
+
+class _TranslationMetrics(ImageMetrics):
+    def update(self, pred, target):
+        to01 = lambda a: (np.clip(np.asarray(a, np.float64), -1, 1).transpose(0, 2, 3, 1) + 1) / 2  # noqa: E731
+        self.update_rgb(to01(pred), to01(target))
