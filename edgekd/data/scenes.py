@@ -35,6 +35,27 @@ class SyntheticScenes:
     def __len__(self):
         return self.n
 
+    def prerender(self, workers: int = 0) -> None:
+        """Render every scene once into the cache, in ``workers`` processes.
+
+        Done before the data loader starts, so its forked workers share the
+        cache and training never waits for the ray caster.
+        """
+        if self._cache is None:
+            return
+        todo = [i for i in range(self.n) if i not in self._cache]
+        if not todo:
+            return
+        args = [(self.height, self.width, self.seed, self.split, i) for i in todo]
+        if workers > 1 and len(todo) > 8:
+            import multiprocessing as mp
+
+            with mp.get_context("fork").Pool(workers) as pool:
+                scenes = pool.starmap(render_scene, args, chunksize=max(1, len(todo) // (4 * workers)))
+        else:
+            scenes = [render_scene(*a) for a in args]
+        self._cache.update(zip(todo, scenes))
+
     def __getitem__(self, i: int) -> dict:
         if i < 0 or i >= self.n:
             raise IndexError(i)

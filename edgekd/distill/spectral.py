@@ -47,6 +47,23 @@ def top_right_singular_vectors(Z: torch.Tensor, r: int) -> torch.Tensor:
         return vecs[:, -r:].flip(1).contiguous()
 
 
+def orthonormalise(A: torch.Tensor) -> torch.Tensor:
+    """Orthonormal basis of the columns of ``A`` (C x r) by classical Gram-Schmidt applied twice.
+
+    Only matmuls and elementwise ops: no solver call, no host sync, so it is cheap for the small
+    ``r`` used here and can be captured in a CUDA graph (``torch.linalg.qr`` may not be).
+    """
+    cols = []
+    for i in range(A.shape[1]):
+        w = A[:, i : i + 1]
+        for _ in range(2):  # "twice is enough" (Giraud et al. 2005)
+            if cols:
+                Q = torch.cat(cols, 1)
+                w = w - Q @ (Q.t() @ w)
+        cols.append(w / w.norm().clamp_min(1e-30))
+    return torch.cat(cols, 1)
+
+
 def spectral_loss(z: torch.Tensor, r: int) -> torch.Tensor:
     """Mean-square energy of ``z`` outside its top-``r`` singular directions (exact subspace, no state)."""
     with torch.autocast(device_type=z.device.type, enabled=False):
@@ -57,11 +74,18 @@ def spectral_loss(z: torch.Tensor, r: int) -> torch.Tensor:
 
 
 class SpectralRegulariser(nn.Module):
-    """Warm-started fast path of :func:`spectral_loss`: ``iters`` subspace iterations per call."""
+    """Warm-started fast path of :func:`spectral_loss`: ``iters`` subspace iterations per call.
 
-    def __init__(self, r: int, iters: int = 2):
+    ``reduction="rows"`` gives exactly :func:`spectral_loss`; ``"elements"`` also divides by the
+    channel count, a mean square per element like FitNets' MSE, which is what ``edgekd distill``
+    uses so that a weight of 1 does not let the regulariser swamp the task loss.
+    """
+
+    def __init__(self, r: int, iters: int = 2, reduction: str = "rows"):
         super().__init__()
-        self.r, self.iters = int(r), int(iters)
+        if reduction not in ("rows", "elements"):
+            raise ValueError(f"reduction must be 'rows' or 'elements', got {reduction!r}")
+        self.r, self.iters, self.reduction = int(r), int(iters), reduction
         self.register_buffer("V", torch.empty(0), persistent=True)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -76,6 +100,7 @@ class SpectralRegulariser(nn.Module):
                 else:
                     V = self.V
                     for _ in range(self.iters):
-                        V = torch.linalg.qr(Zd.t() @ (Zd @ V)).Q
-                    self.V = V
-            return _tail_energy(Z, self.V)
+                        V = orthonormalise(Zd.t() @ (Zd @ V))
+                    self.V.copy_(V)  # in place: a captured CUDA graph keeps reading this buffer
+            loss = _tail_energy(Z, self.V)
+            return loss / Z.shape[1] if self.reduction == "elements" else loss

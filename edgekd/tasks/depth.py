@@ -35,11 +35,15 @@ class DepthTask(Task):
         import torch
 
         pred = pred[:, 0].float()
+        target = target.float()
         valid = (target > self.min_depth) & (target <= self.max_depth)
-        d = torch.log(pred[valid]) - torch.log(target[valid])
-        if d.numel() == 0:
-            return pred.sum() * 0.0
-        return 10.0 * torch.sqrt((d**2).mean() - self.variance_focus * d.mean() ** 2 + 1e-8)
+        # Masked means instead of boolean indexing: no data-dependent shapes, so no host sync
+        # (and the step can be captured as a CUDA graph).
+        d = torch.where(valid, torch.log(pred) - torch.log(target.clamp_min(self.min_depth)), torch.zeros_like(pred))
+        n = valid.sum().clamp_min(1)
+        mean = d.sum() / n
+        var = (d * d).sum() / n - self.variance_focus * mean * mean
+        return 10.0 * torch.sqrt(var.clamp_min(0) + 1e-8)
 
     def metrics(self):
         return DepthMetrics(self.min_depth, self.max_depth, self.eval_crop)

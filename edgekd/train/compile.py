@@ -34,18 +34,30 @@ class _GraphStep:
     def __init__(self, trainer):
         if trainer.device.type != "cuda":
             raise EdgekdError("--compile graph captures CUDA graphs and needs a GPU; use --compile inductor on CPU or drop --compile")
+        if trainer.dist.enabled:
+            raise EdgekdError("--compile graph is single-process; with torchrun use --compile off or inductor")
         self.t = trainer
         opt = trainer.optimizer
         # Rebuild the optimiser as capturable with a tensor learning rate the scheduler can fill in place.
+        self.lr = []
         for g in opt.param_groups:
             g["lr"] = torch.tensor(float(g["lr"]), device=trainer.device)
             g["capturable"] = True
+            self.lr.append(g["lr"])
         self.graph = None
+
+    def _sync_lr(self):
+        # Older schedulers assign a float instead of filling the tensor; the graph reads only the tensor.
+        for g, t in zip(self.t.optimizer.param_groups, self.lr):
+            if g["lr"] is not t:
+                t.fill_(float(g["lr"]))
+                g["lr"] = t
 
     def _fwd_bwd(self, x, y):
         t = self.t
-        zt = t._teacher_features(x)
-        with torch.autocast("cuda", dtype=t.amp_dtype) if t.amp_dtype else nullcontext():
+        zt = t._teacher_async(x)
+        # cache_enabled=False: autocast's weight-cast cache must not outlive a graph capture.
+        with torch.autocast("cuda", dtype=t.amp_dtype, cache_enabled=False) if t.amp_dtype else nullcontext():
             total, losses = t.ddp_model(x, y, zt)
         total.backward()
         t.optimizer.step()
@@ -69,6 +81,7 @@ class _GraphStep:
                 self.out = self._fwd_bwd(self.x, self.y)
         if x.shape != self.x.shape:
             raise EdgekdError(f"--compile graph needs every batch of shape {tuple(self.x.shape)}; got {tuple(x.shape)}")
+        self._sync_lr()
         self.x.copy_(x, non_blocking=True)
         self.y.copy_(y, non_blocking=True)
         self.graph.replay()

@@ -9,6 +9,7 @@ of the projector per epoch), ``last.pt`` and ``best.pt``.
 from __future__ import annotations
 
 import math
+import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -22,6 +23,20 @@ from . import checkpoint as ckpt_io
 from .data import EpochSampler, TaskDataset, make_train_loader, make_val_loader
 from .distributed import DistInfo, cleanup, init_distributed
 from .model import DistillModel
+
+
+class PendingFeatures:
+    """Teacher features being computed on another CUDA stream; ``get()`` makes the caller's stream wait."""
+
+    def __init__(self, tensor, stream):
+        self.tensor, self.stream = tensor, stream
+
+    def get(self):
+        cur = torch.cuda.current_stream(self.tensor.device)
+        cur.wait_stream(self.stream)
+        if not torch.cuda.is_current_stream_capturing():
+            self.tensor.record_stream(cur)  # the caching allocator must not reuse it while the main stream reads it
+        return self.tensor
 
 
 def pick_device(name: str) -> torch.device:
@@ -100,6 +115,8 @@ class Trainer:
         for name, src in (("training", self.train_src), ("validation", self.val_src)):
             if len(src) == 0:
                 raise EdgekdError(f"the {name} split of {data} is empty; check the data path or --train-size/--val-size")
+            if hasattr(src, "prerender"):  # finite synthetic sets: render once, shared by loader workers
+                src.prerender(max(tc["workers"], os.cpu_count() or 1))
         self.task_args = task_args_for(cfg, self.train_src)
         self.task = create_task(cfg["model"]["task"], **self.task_args)
 
@@ -108,7 +125,7 @@ class Trainer:
         distiller = None
         if self.teacher is not None:
             distiller = Distiller(dc["method"], dc["projection"], student.feature_channels, self.teacher.channels)
-        spectral = SpectralRegulariser(dc["spectral"], dc["spectral_iters"]) if dc["spectral"] > 0 else None
+        spectral = SpectralRegulariser(dc["spectral"], dc["spectral_iters"], reduction="elements") if dc["spectral"] > 0 else None
         self.model = DistillModel(student, self.task, distiller, spectral, dc["weight"], dc["spectral_weight"])
 
         cuda = self.device.type == "cuda"
@@ -118,6 +135,7 @@ class Trainer:
         if self.teacher is not None:
             # The teacher only runs forward: bf16 weights on GPU halve its cost (DESIGN.md §1).
             self.teacher.to(self.device, dtype=torch.bfloat16 if cuda else torch.float32, memory_format=mem)
+        self._teacher_dtype = torch.bfloat16 if cuda else torch.float32
         self.memory_format = mem
 
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -146,6 +164,7 @@ class Trainer:
 
             self.step_fn = compiled_step(self, cfg["model"]["compile"])
 
+        self._teacher_stream = None
         self.epoch, self.epoch_step, self.step = 0, 0, 0
         self.best = None
         if resume:
@@ -200,11 +219,25 @@ class Trainer:
     def _teacher_features(self, x):
         if self.teacher is None:
             return None
-        with torch.no_grad(), (torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else nullcontext()):
-            return self.teacher(x.to(next(self.teacher.parameters()).dtype))
+        # The teacher's weights already have the compute dtype (bf16 on GPU): no autocast needed.
+        with torch.no_grad():
+            return self.teacher(x.to(self._teacher_dtype))
+
+    def _teacher_async(self, x):
+        """On CUDA the frozen teacher runs on a side stream, overlapping the student's forward pass;
+        the student waits for it only where the distillation term needs ``Z_t``."""
+        if self.teacher is None or self.device.type != "cuda":
+            return self._teacher_features(x)
+        if self._teacher_stream is None:
+            self._teacher_stream = torch.cuda.Stream(self.device)
+        side = self._teacher_stream
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            zt = self._teacher_features(x)
+        return PendingFeatures(zt, side)
 
     def _eager_step(self, x, y):
-        zt = self._teacher_features(x)
+        zt = self._teacher_async(x)
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else nullcontext():
             total, losses = self.ddp_model(x, y, zt)
@@ -226,7 +259,7 @@ class Trainer:
                     f"{self.out / 'last.pt'} is kept; lower --lr or --distill-weight and --resume or restart"
                 )
             if self.dist.is_main:
-                append_jsonl(self.out / "steps.jsonl", {"step": step, "epoch": self.epoch, "lr": self.scheduler.get_last_lr()[0], **vals})
+                append_jsonl(self.out / "steps.jsonl", {"step": step, "epoch": self.epoch, "lr": float(self.scheduler.get_last_lr()[0]), **vals})
             self._epoch_losses.append(vals)
         pending.clear()
 

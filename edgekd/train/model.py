@@ -27,6 +27,8 @@ class DistillModel(nn.Module):
         losses = {"task": self.task.loss(out, y)}
         total = losses["task"]
         if self.distiller is not None:
+            if hasattr(zt, "get"):  # computed on a side stream (train/loop.py: PendingFeatures)
+                zt = zt.get()
             losses["distill"] = self.distiller(zs, zt)["distill"]
             total = total + self.weight * losses["distill"]
         if self.spectral is not None:
