@@ -162,6 +162,77 @@ def _describe_run(trainer):
     )
 
 
+# --------------------------------------------------------------------------- export
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["onnx", "tensorrt"]), default="onnx", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None, help="[fp32 for onnx; the profile's for tensorrt]")
+@click.option("--opset", type=int, default=None, help="ONNX opset [the profile's, 17].")
+@click.option("--atol", type=float, default=1e-3, show_default=True, help="Parity tolerance (absolute) against PyTorch.")
+@click.option("--rtol", type=float, default=1e-3, show_default=True, help="Parity tolerance (relative) against PyTorch.")
+@click.option("--parity-size", type=int, default=8, show_default=True, help="Validation images for the parity check.")
+@click.option("--calib-size", type=int, default=64, show_default=True, help="INT8: training images to calibrate on.")
+@click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
+@click.option("--max-drop", type=float, default=0.01, show_default=True, help="INT8: largest allowed drop of the primary metric (absolute).")
+@click.option("--eval-size", type=int, default=None, help="INT8: validation images to judge the drop on [the run's val size].")
+@click.option("--max-batch", type=int, default=8, show_default=True, help="TensorRT: largest batch of the optimisation profile.")
+@_user_errors
+def export(run, fmt, precision, **kw):
+    """Export the student of RUN (a run directory or a .pt checkpoint) to ONNX, INT8 QDQ or a TensorRT engine.
+
+    \b
+    Writes next to the checkpoint: model.onnx (always; dynamic batch, inline weights, metadata,
+    parity-checked against PyTorch), model.fp16.onnx, model.int8.onnx, model.<precision>.engine,
+    and export.json with every check.  Exit code 2 when a check fails (files are kept).
+    """
+    from .export import run_export
+
+    if precision is None:
+        precision = "fp32" if fmt == "onnx" else None
+    run_export(run, fmt, precision, log=click.echo, **kw)
+
+
+# --------------------------------------------------------------------------- bench
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option("--profile", default=None, help="Profile whose target, input size and bench settings to use [the model's].")
+@click.option("--target", default=None, help="Target name or TOML (overrides the profile's).")
+@click.option("--backend", type=click.Choice(["auto", "onnxruntime", "ort-cpu", "ort-cuda", "ort-tensorrt", "ort-xnnpack", "tensorrt", "torch"]),
+              default=None, help="[auto: the first of the target's runtimes this machine has]")
+@click.option("--data", default=None, help="Validation data: 'synthetic' or a path [the data the model was trained on].")
+@click.option("--data-format", default=None)
+@click.option("--val-size", type=int, default=None, help="Validation images for the accuracy check [the run's].")
+@click.option("--batch", type=int, default=None, help="Also measure at this batch size (batch 1 always).")
+@click.option("--threads", type=int, default=None, help="CPU threads [the target's, at most this machine's cores].")
+@click.option("--min-iters", type=int, default=None, help="Run at least this many timed iterations [profile: 100].")
+@click.option("--min-time", type=float, default=None, help="...and for at least this many seconds [profile: 2].")
+@click.option("--warmup-iters", type=int, default=None)
+@click.option("--warmup-time", type=float, default=None)
+@click.option("--no-accuracy", is_flag=True, help="Latency only.")
+@click.option("--json", "json_path", type=click.Path(), default=None, help="Write every figure and the environment here.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_user_errors
+def bench(model, json_path, no_accuracy, quiet, **kw):
+    """Measure latency and accuracy of MODEL (.onnx, TensorRT .engine, or .pt reference) on this device.
+
+    \b
+    Needs only numpy and onnxruntime (or TensorRT): no torch on the device.  Prints a table,
+    checks the target's latency budget (p90 at batch 1), and with --json writes every figure
+    with the environment (CPU, cores, threads, runtime versions, providers, precision, GPU).
+    """
+    from .bench.run import format_table, run_bench
+
+    result = run_bench(model, accuracy_check=not no_accuracy, show_progress=not quiet, **kw)
+    click.echo(format_table(result))
+    if json_path:
+        from .fileio import atomic_write_json
+
+        atomic_write_json(json_path, result)
+        click.echo(f"wrote {json_path}")
+    if "budget" in result and not result["budget"]["pass"]:
+        click.echo(f"latency budget of {result['budget']['target']} missed", err=True)
+
+
 # --------------------------------------------------------------------------- data
 @cli.group()
 def data():

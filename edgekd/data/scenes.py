@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..errors import EdgekdError
 from .synthetic import CLASSES, OBJECT_CLASSES, render_scene
@@ -97,6 +96,8 @@ class SceneFolder:
         return len(self.files)
 
     def __getitem__(self, i: int) -> dict:
+        from PIL import Image
+
         f = self.files[i]
         d = self.root / self.split
         labels = np.asarray(Image.open(d / "labels" / f.name))
@@ -113,6 +114,8 @@ class SceneFolder:
 
 def write_scenes(out, n: int, image_size, seed: int = 0, val_n: int | None = None, progress=None) -> dict:
     """Render ``n`` train and ``val_n`` validation scenes into ``out`` in the :class:`SceneFolder` layout."""
+    from PIL import Image
+
     out = Path(out)
     val_n = max(1, n // 4) if val_n is None else val_n
     counts = {}

@@ -7,7 +7,6 @@ bench agree on them.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics: what timm encoders expect
 STD = (0.229, 0.224, 0.225)
@@ -32,6 +31,7 @@ def resize_sample(sample: dict, height: int, width: int) -> dict:
         a = sample[k]
         if a.shape[:2] == (height, width):
             continue
+        from PIL import Image  # only when something needs resizing: the bench may run without Pillow
         if a.dtype == np.uint8 and a.ndim == 3:
             out[k] = np.asarray(Image.fromarray(a).resize((width, height), Image.BILINEAR))
         elif a.dtype == np.uint8:

@@ -1,0 +1,103 @@
+"""TensorRT engine build with the TensorRT Python API (imported lazily).
+
+* TensorRT 10 (JetPack 6) still has the weak-typing builder flags: fp16 from
+  ``BuilderFlag.FP16`` on the fp32 ONNX, int8 from the QDQ ONNX with
+  ``BuilderFlag.INT8`` (explicit quantization).
+* TensorRT 11 removed them: networks are strongly typed, so fp16 comes from
+  the fp16 ONNX (``edgekd export --precision fp16``) and int8 from the QDQ file.
+
+A timing cache next to the engine makes rebuilds fast; an optimisation profile
+covers the dynamic batch axis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import MissingDependencyError
+
+
+def import_tensorrt():
+    """``import tensorrt`` or a clear :class:`MissingDependencyError` (an ``ImportError`` of any kind:
+    the registry's placeholder packages and missing CUDA libraries fail at import too)."""
+    try:
+        import tensorrt as trt  # noqa: F401
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"TensorRT is not available here ({str(e).splitlines()[0][:120] or 'not installed'}); the ONNX file was still "
+            "written: build the engine on the device (JetPack ships TensorRT) with: edgekd export RUN --format tensorrt"
+        ) from None
+    except Exception as e:  # e.g. a wheel that cannot find libnvinfer
+        raise MissingDependencyError(f"TensorRT failed to load ({type(e).__name__}: {str(e)[:120]}); the ONNX file was still written") from None
+    return trt
+
+
+def trt_major(trt) -> int:
+    return int(str(trt.__version__).split(".")[0])
+
+
+def build_engine(onnx_path, engine_path, precision: str, input_shape, max_batch: int = 8, opt_batch: int = 1,
+                 workspace_gb: float = 2.0, timing_cache=None, log=print) -> dict:
+    """Build and write a serialized engine for ``onnx_path``; returns a report."""
+    trt = import_tensorrt()
+    major = trt_major(trt)
+    logger = trt.Logger(trt.Logger.WARNING)
+    try:
+        builder = trt.Builder(logger)
+    except Exception as e:
+        raise MissingDependencyError(f"TensorRT cannot create a builder ({str(e)[:120]}): is a CUDA GPU visible?") from None
+    if builder is None:
+        raise MissingDependencyError("TensorRT cannot create a builder: no CUDA GPU is visible on this machine")
+    flags = 0
+    if major < 10:  # explicit batch is the only mode from 10 on, and the flag is gone
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    strongly_typed = major >= 11
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise MissingDependencyError(f"TensorRT cannot parse {onnx_path}: {errors[0][:200] if errors else 'unknown error'}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+    if not strongly_typed:
+        if precision == "fp16":
+            config.set_flag(trt.BuilderFlag.FP16)
+        elif precision == "int8":
+            config.set_flag(trt.BuilderFlag.INT8)  # explicit quantization: scales come from the Q/DQ nodes
+            config.set_flag(trt.BuilderFlag.FP16)  # layers left in float may still use fp16
+    cache_path = Path(timing_cache) if timing_cache else Path(engine_path).with_suffix(".timing.cache")
+    cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.exists() else b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    inp = network.get_input(0)
+    c, h, w = input_shape[1:]
+    profile = builder.create_optimization_profile()
+    profile.set_shape(inp.name, (1, c, h, w), (opt_batch, c, h, w), (max_batch, c, h, w))
+    config.add_optimization_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise MissingDependencyError("TensorRT failed to build the engine (see its log above)")
+    from ..fileio import atomic_write_bytes
+
+    atomic_write_bytes(engine_path, bytes(serialized))
+    atomic_write_bytes(cache_path, bytes(config.get_timing_cache().serialize()))
+    report = {"engine": str(engine_path), "tensorrt": trt.__version__, "strongly_typed": strongly_typed,
+              "precision": precision, "batch_range": [1, opt_batch, max_batch], "from_onnx": str(onnx_path)}
+    log(f"wrote {engine_path} (TensorRT {trt.__version__}, {precision}, batch 1..{max_batch})")
+    return report
+
+
+def write_engine_metadata(engine_path, onnx_metadata: dict) -> Path:
+    """Engines carry no metadata: keep the ONNX file's next to the engine (``model.engine.json``)."""
+    from ..fileio import atomic_write_json
+
+    p = Path(str(engine_path) + ".json")
+    atomic_write_json(p, onnx_metadata)
+    return p
+
+
+def read_onnx_metadata(onnx_path) -> dict:
+    import onnx
+
+    m = onnx.load(str(onnx_path), load_external_data=False)
+    return {p.key: p.value for p in m.metadata_props}
+
