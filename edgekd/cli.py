@@ -84,9 +84,9 @@ def distill_options(fn):
     return fn
 
 
-def resolve_config(kw: dict) -> dict:
-    """Profile + ``--set`` + options -> the resolved config (validated)."""
-    from .config import load_profile
+def resolve_config(kw: dict, base: dict | None = None) -> dict:
+    """Profile (or ``base``, a saved config) + ``--set`` + options -> the resolved config (validated)."""
+    from .config import apply_overrides, load_profile
 
     size = kw.get("image_size")
     overrides = {
@@ -98,6 +98,8 @@ def resolve_config(kw: dict) -> dict:
                   "val_size": kw.get("val_size"), "max_steps": kw.get("max_steps"), "workers": kw.get("workers"), "seed": kw.get("seed"),
                   "device": kw.get("device"), "save_every_min": kw.get("save_every_min")},
     }
+    if base is not None:
+        return apply_overrides(base, overrides, tuple(kw.get("sets") or ()))
     return load_profile(kw["profile"], overrides, tuple(kw.get("sets") or ()))
 
 
@@ -124,10 +126,11 @@ def distill(**kw):
 
     cfg = resolve_config(kw)
     out = Path(kw["out"] or f"runs/{cfg['model']['task']}-{cfg['profile']['name']}")
-    if kw["resume"] and (out / "config.json").exists() and not _explicit_changes(kw):
+    if kw["resume"] and (out / "config.json").exists():
         import json
 
-        cfg = json.loads((out / "config.json").read_text())  # resume exactly the saved recipe
+        # Resume the saved recipe; options given now (e.g. more --epochs) apply on top of it.
+        cfg = resolve_config(kw, base=json.loads((out / "config.json").read_text()))
     from .train.loop import Trainer
 
     trainer = Trainer(cfg, out, resume=kw["resume"], overwrite=kw["overwrite"], progress=not kw["quiet"])
@@ -138,12 +141,6 @@ def distill(**kw):
         click.echo(f"done: {summary['steps']} steps; best {trainer.task.primary_metric} {summary['best'][trainer.task.primary_metric]:.4f}; run in {out}")
         if trainer.device.type == "cpu" and cfg["train"]["epochs"] * trainer.steps_per_epoch < 1000:
             click.echo(f"for the full recipe run on a GPU: edgekd distill --profile {cfg['profile']['name']} --task {cfg['model']['task']} --teacher {cfg['distill']['teacher']}")
-
-
-def _explicit_changes(kw) -> bool:
-    keys = ("task", "student", "data", "epochs", "batch_size", "lr", "image_size", "train_size", "val_size", "teacher",
-            "method", "projection", "distill_weight", "spectral", "seed", "sets", "max_steps")
-    return any(kw.get(k) not in (None, (), []) for k in keys)
 
 
 def _describe_run(trainer):
@@ -176,6 +173,7 @@ def _describe_run(trainer):
 @click.option("--max-drop", type=float, default=0.01, show_default=True, help="INT8: largest allowed drop of the primary metric (absolute).")
 @click.option("--eval-size", type=int, default=None, help="INT8: validation images to judge the drop on [the run's val size].")
 @click.option("--max-batch", type=int, default=8, show_default=True, help="TensorRT: largest batch of the optimisation profile.")
+@click.option("--task", "expect_task", default=None, help="Refuse a checkpoint trained for another task (a guard for pipelines).")
 @_user_errors
 def export(run, fmt, precision, **kw):
     """Export the student of RUN (a run directory or a .pt checkpoint) to ONNX, INT8 QDQ or a TensorRT engine.

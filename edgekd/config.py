@@ -282,15 +282,8 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     return section, k, parsed
 
 
-def load_profile(profile: str, overrides: dict[str, dict[str, Any]] | None = None, sets: tuple[str, ...] = ()) -> dict:
-    """Load a profile, apply ``sets`` (``section.key=value``) and then ``overrides`` (from CLI options).
-
-    Returns the resolved config: a nested dict with the profile's sections plus
-    ``profile`` (name and source) and ``target`` (the device facts).
-    """
-    path = _profile_path(profile)
-    raw = _read_toml(path, "profile")
-    cfg = validate_profile(raw, str(path))
+def apply_overrides(cfg: dict, overrides: dict | None = None, sets: tuple[str, ...] = ()) -> dict:
+    """Apply ``section.key=value`` strings, then option values (``None`` = not given), validating each."""
     for text in sets:
         section, k, v = parse_override(text)
         cfg[section][k] = _check_value(f"--set {section}.{k}", v, PROFILE_SCHEMA[section][k])
@@ -299,6 +292,18 @@ def load_profile(profile: str, overrides: dict[str, dict[str, Any]] | None = Non
             if v is None:
                 continue
             cfg[section][k] = _check_value(f"--{k.replace('_', '-')}", v, PROFILE_SCHEMA[section][k])
+    return cfg
+
+
+def load_profile(profile: str, overrides: dict[str, dict[str, Any]] | None = None, sets: tuple[str, ...] = ()) -> dict:
+    """Load a profile, apply ``sets`` (``section.key=value``) and then ``overrides`` (from CLI options).
+
+    Returns the resolved config: a nested dict with the profile's sections plus
+    ``profile`` (name and source) and ``target`` (the device facts).
+    """
+    path = _profile_path(profile)
+    raw = _read_toml(path, "profile")
+    cfg = apply_overrides(validate_profile(raw, str(path)), overrides, sets)
     top = cfg.pop("")
     if not top["target"]:
         raise EdgekdError(f"profile {path} names no target; add target = \"<name>\" (one of: {', '.join(list_targets())})")

@@ -9,12 +9,14 @@ from ..fileio import atomic_write_json
 
 
 def run_export(run, fmt="onnx", precision=None, opset=None, atol=1e-3, rtol=1e-3, parity_size=8, calib_size=64,
-               calib_method="minmax", max_drop=0.01, eval_size=None, max_batch=8, log=print) -> dict:
+               calib_method="minmax", max_drop=0.01, eval_size=None, max_batch=8, expect_task=None, log=print) -> dict:
     """Export ``run`` (a run directory or checkpoint) and return the report (also written as export.json)."""
     from .onnx_export import export_onnx, load_student, resolve_run, validation_batch
 
     ckpt_path, run_dir = resolve_run(run)
     _, task, cfg, _ = load_student(ckpt_path)
+    if expect_task and task.name != expect_task:
+        raise EdgekdError(f"{ckpt_path} was trained for {task.name}, not {expect_task}; export a {expect_task} run or drop --task")
     precision = precision or cfg["export"]["precision"]
     report = {"run": str(run_dir), "format": fmt, "precision": precision}
     report["fp32"] = export_onnx(run, None, opset, "fp32", atol, rtol, parity_size, log=log)

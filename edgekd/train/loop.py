@@ -125,6 +125,9 @@ class Trainer:
         distiller = None
         if self.teacher is not None:
             distiller = Distiller(dc["method"], dc["projection"], student.feature_channels, self.teacher.channels)
+        if dc["spectral"] >= student.feature_channels:
+            raise EdgekdError(f"--spectral {dc['spectral']} keeps all {student.feature_channels} channels of {cfg['model']['student']}: "
+                              f"nothing is suppressed; use a rank below {student.feature_channels} (the paper uses 2 to 8)")
         spectral = SpectralRegulariser(dc["spectral"], dc["spectral_iters"], reduction="elements") if dc["spectral"] > 0 else None
         self.model = DistillModel(student, self.task, distiller, spectral, dc["weight"], dc["spectral_weight"])
 
@@ -157,6 +160,8 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [self.device.index] if cuda else None
+            if cuda:  # per-GPU batches are small for dense tasks: normalise over the global batch
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             self.ddp_model = DDP(self.model, device_ids=ids)
         self.step_fn = self._eager_step
         if cfg["model"]["compile"] != "off":
@@ -278,7 +283,7 @@ class Trainer:
         self._last_save = time.monotonic()
         save_every = tc["save_every_min"] * 60.0
         metrics = {}
-        stop = False
+        stop = bool(tc["max_steps"]) and self.step >= tc["max_steps"]
         while self.epoch < tc["epochs"] and not stop:
             self.sampler.set_epoch(self.epoch, self.epoch_step)
             self.train_ds.epoch = self.epoch

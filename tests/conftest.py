@@ -1,0 +1,47 @@
+"""Shared helpers: tiny runs (64x64 synthetic scenes, a couple of steps) through the real CLI."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+def tiny(epochs=1, train=8, val=4, batch=4):
+    return ["--image-size", "64", "64", "--train-size", str(train), "--val-size", str(val), "--batch-size", str(batch),
+            "--epochs", str(epochs), "--workers", "0", "--device", "cpu", "--quiet"]
+
+
+TINY = tiny()
+FAST_TEACHER = ["--teacher", "random:resnet18"]
+
+
+def run_cli(args, expect=0):
+    """Run ``edgekd ARGS`` in-process; assert the exit code; return the click Result."""
+    from click.testing import CliRunner
+
+    from edgekd.cli import cli
+
+    res = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    out = res.output + (res.stderr if getattr(res, "stderr_bytes", None) else "")
+    assert res.exit_code == expect, f"exit {res.exit_code} != {expect}\n{out}"
+    return res
+
+
+@pytest.fixture(scope="session")
+def depth_run(tmp_path_factory):
+    """A tiny trained depth run (2 epochs) shared by export and bench tests."""
+    out = tmp_path_factory.mktemp("runs") / "depth"
+    run_cli(["distill", "--task", "depth", *FAST_TEACHER, *tiny(epochs=2), "--out", out])
+    return out
+
+
+@pytest.fixture(scope="session")
+def depth_onnx(depth_run):
+    run_cli(["export", depth_run])
+    return depth_run / "model.onnx"
+
+
+PY = sys.executable
