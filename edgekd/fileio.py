@@ -26,6 +26,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
     except OSError as e:
         raise EdgekdError(f"cannot write to {path.parent}: {e.strerror}; choose a writable directory (--out)") from None
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
@@ -105,10 +108,13 @@ def load_checkpoint(path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
+        import re
+
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        what = f"it references {found.group(1)}" if found else "it holds objects other than tensors and plain containers"
         raise EdgekdError(
-            f"refusing to load {path}: it is not a plain-weights checkpoint ({first[:160]}); "
-            "only load checkpoints you trust, re-saved as state dicts"
+            f"refusing to load {path}: {what}, and unpickling it could run code; only tensors, numbers, strings "
+            "and containers are loaded (weights_only=True): re-save the weights as a state dict"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

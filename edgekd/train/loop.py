@@ -278,7 +278,8 @@ class Trainer:
 
             save_resolved(self.cfg, self.out)
         pin = self.device.type == "cuda"
-        val_loader = make_val_loader(self.val_ds, tc["batch_size"], tc["workers"], pin)
+        workers = min(tc["workers"], os.cpu_count() or 1)  # more loader processes than cores only thrash
+        val_loader = make_val_loader(self.val_ds, tc["batch_size"], workers, pin)
         check_every = 1 if self.device.type == "cpu" else 10
         self._last_save = time.monotonic()
         save_every = tc["save_every_min"] * 60.0
@@ -287,7 +288,7 @@ class Trainer:
         while self.epoch < tc["epochs"] and not stop:
             self.sampler.set_epoch(self.epoch, self.epoch_step)
             self.train_ds.epoch = self.epoch
-            loader = make_train_loader(self.train_ds, self.sampler, tc["workers"], pin)
+            loader = make_train_loader(self.train_ds, self.sampler, workers, pin)
             self.ddp_model.train()
             self._epoch_losses = []
             pending = []
