@@ -159,6 +159,83 @@ def _describe_run(trainer):
     )
 
 
+# --------------------------------------------------------------------------- compare / report
+def _csv(text, cast=str):
+    return [cast(x.strip()) for x in text.split(",") if x.strip()]
+
+
+@cli.command()
+@training_options
+@click.option("--teachers", default="none,random", show_default=True,
+              help="Comma list: none, random, random:NAME, NAME (with --teacher-weights NAME=FILE), path/to/edgekd.pt.")
+@click.option("--teacher-weights", "teacher_weight_map", multiple=True, metavar="NAME=FILE", help="Local weights for a named teacher (repeatable).")
+@click.option("--methods", default="fitnet", show_default=True, help="Comma list of fitnet, at, pkt, ensemble.")
+@click.option("--projections", default="inverted,traditional", show_default=True)
+@click.option("--spectral", "spectral_ranks", default="0", show_default=True, help="Comma list of spectral ranks (0 = off), e.g. 0,2.")
+@click.option("--distill-weight", type=float, default=None)
+@click.option("--seeds", type=int, default=3, show_default=True, help="Runs per cell (seeds 0..N-1).")
+@click.option("--out", required=True, type=click.Path(), help="Directory of the comparison (restart with the same --out to continue).")
+@click.option("--quiet", is_flag=True)
+@_user_errors
+def compare(**kw):
+    """Train the grid teacher x method x projection x spectral rank, several seeds each, and tabulate it like the paper's Table 1.
+
+    \b
+    Same data and budget for every cell; finished runs are skipped, interrupted ones resumed.
+    Writes OUT/results.jsonl, OUT/table.md and OUT/table.csv (mean ± std over seeds, change over
+    no teacher, best cell per teacher in bold); then run: edgekd report OUT
+    """
+    from pathlib import Path
+
+    from .report.compare import grid_cells, run_grid, write_tables
+
+    cfg = resolve_config({**kw, "teacher": None, "spectral": None})
+    if kw["distill_weight"] is not None:
+        cfg["distill"]["weight"] = kw["distill_weight"]
+    weights = {}
+    for item in kw["teacher_weight_map"]:
+        if "=" not in item:
+            raise EdgekdError(f"--teacher-weights {item!r} must look like NAME=FILE")
+        name, _, f = item.partition("=")
+        weights[name.strip()] = f.strip()
+    methods, projections = _csv(kw["methods"]), _csv(kw["projections"])
+    for m in methods:
+        if m not in ("fitnet", "at", "pkt", "ensemble"):
+            raise EdgekdError(f"unknown method {m!r} in --methods; use fitnet, at, pkt, ensemble")
+    for p in projections:
+        if p not in ("inverted", "traditional"):
+            raise EdgekdError(f"unknown projection {p!r} in --projections; use inverted, traditional")
+    try:
+        ranks = _csv(kw["spectral_ranks"], int)
+    except ValueError:
+        raise EdgekdError(f"--spectral {kw['spectral_ranks']!r} must be a comma list of integers, e.g. 0,2") from None
+    if kw["seeds"] < 1:
+        raise EdgekdError("--seeds must be at least 1")
+    cells = grid_cells(_csv(kw["teachers"]), methods, projections, ranks)
+    out = Path(kw["out"])
+    click.echo(f"edgekd compare: {len(cells)} cells x {kw['seeds']} seeds = {len(cells) * kw['seeds']} runs of "
+               f"{cfg['train']['epochs']} epochs on {cfg['train']['train_size']} {cfg['data']['data']} images -> {out}")
+    rows = run_grid(cfg, cells, list(range(kw["seeds"])), out, weights, progress=not kw["quiet"])
+    md, _ = write_tables(out, rows, cfg["model"]["task"])
+    click.echo(md.read_text())
+    click.echo(f"tables in {out}/table.md and table.csv; figures: edgekd report {out}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+@_user_errors
+def report(path):
+    """Figures and a page for a run (curves, predictions, spectrum of the projector) or a comparison (tables, error bars, spectra).
+
+    \b
+    Writes PATH/report/report.md and report.html with the PNG figures beside them.
+    """
+    from .report.page import report as make_report
+
+    for p in make_report(path):
+        click.echo(f"wrote {p}")
+
+
 # --------------------------------------------------------------------------- export
 @cli.command()
 @click.argument("run", type=click.Path())

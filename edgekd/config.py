@@ -63,6 +63,7 @@ PROFILE_SCHEMA: dict[str, dict[str, tuple]] = {
         "image_size": ("intlist", 2, 2),
         "max_depth": _float(0.1, 1000.0),
         "direction": _choice("AtoB", "BtoA"),
+        "seed": _int(0, 2**31 - 1),  # which synthetic scenes (independent of train.seed)
     },
     "distill": {
         "teacher": _STR,
@@ -120,7 +121,7 @@ TARGET_SCHEMA: dict[str, tuple] = {
 # Keys a profile may omit, with their defaults (what a user's minimal TOML inherits).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {"student": "mobilenetv2_100", "decoder_channels": [96, 64, 32, 24, 16], "task": "depth", "compile": "off"},
-    "data": {"data": "synthetic", "data_format": "auto", "image_size": [256, 320], "max_depth": 10.0, "direction": "AtoB"},
+    "data": {"data": "synthetic", "data_format": "auto", "image_size": [256, 320], "max_depth": 10.0, "direction": "AtoB", "seed": 0},
     "distill": {
         "teacher": "random",
         "teacher_arch": "vit_base_patch32_224",

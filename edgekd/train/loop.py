@@ -110,8 +110,10 @@ class Trainer:
         torch.manual_seed(tc["seed"])  # identical initial weights on every rank
         size = cfg["data"]["image_size"]
         data, fmt = cfg["data"]["data"], cfg["data"]["data_format"]
-        self.train_src = open_dataset(data, "train", size, tc["train_size"], tc["seed"], fmt)
-        self.val_src = open_dataset(data, "val", size, tc["val_size"], tc["seed"], fmt)
+        # The data's seed is its own: seeds of a comparison vary the initialisation and order, not the scenes.
+        dseed = cfg["data"]["seed"]
+        self.train_src = open_dataset(data, "train", size, tc["train_size"], dseed, fmt)
+        self.val_src = open_dataset(data, "val", size, tc["val_size"], dseed, fmt)
         for name, src in (("training", self.train_src), ("validation", self.val_src)):
             if len(src) == 0:
                 raise EdgekdError(f"the {name} split of {data} is empty; check the data path or --train-size/--val-size")

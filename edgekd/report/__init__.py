@@ -1,0 +1,1 @@
+"""Experiment tables (``edgekd compare``) and figures/pages (``edgekd report``)."""

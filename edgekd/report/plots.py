@@ -1,0 +1,208 @@
+"""Figures: the projector's spectrum over epochs (the paper's Figure 3), training curves,
+predictions next to ground truth (Figure 2), and a comparison's metric per cell with error bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..fileio import read_jsonl
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def effective_rank(sv) -> float:
+    """exp(entropy) of the normalised singular values (Roy & Vetterli 2007)."""
+    s = np.asarray(sv, np.float64)
+    s = s[s > 0]
+    if s.size == 0:
+        return 0.0
+    p = s / s.sum()
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def rank_at(sv, frac: float = 0.01) -> int:
+    """Singular values above ``frac`` of the largest: the green area of the paper's Figure 3."""
+    s = np.asarray(sv, np.float64)
+    return int((s > frac * s.max()).sum()) if s.size else 0
+
+
+def _save(fig, path: Path) -> Path:
+    from ..fileio import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
+    _plt().close(fig)
+    return path
+
+
+def plot_spectrum(run_dir: Path, ax=None, title: str | None = None, out: Path | None = None):
+    """Singular values of P (normalised by the largest) per epoch; returns the final effective rank."""
+    plt = _plt()
+    rows = read_jsonl(Path(run_dir) / "spectrum.jsonl")
+    if not rows:
+        return None
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    cmap = plt.get_cmap("viridis")
+    for i, r in enumerate(rows):
+        s = np.asarray(r["singular_values"], np.float64)
+        ax.semilogy(np.arange(1, s.size + 1), s / s.max(), color=cmap(i / max(1, len(rows) - 1)), lw=1.2,
+                    label=f"epoch {r['epoch']}" if i in (0, len(rows) - 1) else None)
+    last = np.asarray(rows[-1]["singular_values"])
+    k = rank_at(last)
+    ax.axvspan(1, max(1, k), color="tab:green", alpha=0.15)
+    er = effective_rank(last)
+    ax.set_title(title or f"spectrum of P (effective rank {er:.1f}, {k} above 1%)", fontsize=9)
+    ax.set_xlabel("singular value index", fontsize=8)
+    ax.set_ylabel("sigma / sigma_max", fontsize=8)
+    ax.set_ylim(1e-4, 1.5)
+    ax.legend(fontsize=7)
+    if own:
+        _save(fig, out or Path(run_dir) / "report" / "spectrum.png")
+    return er
+
+
+def plot_curves(run_dir: Path, primary: str) -> Path | None:
+    plt = _plt()
+    steps = read_jsonl(Path(run_dir) / "steps.jsonl")
+    epochs = read_jsonl(Path(run_dir) / "metrics.jsonl")
+    if not steps:
+        return None
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    x = [s["step"] for s in steps]
+    for k in [k for k in steps[0] if k not in ("step", "epoch", "lr")]:
+        a.plot(x, [s.get(k, np.nan) for s in steps], lw=1, label=k)
+    a.set_yscale("log")
+    a.set_xlabel("step")
+    a.set_title("training losses", fontsize=9)
+    a.legend(fontsize=7)
+    if epochs and primary in epochs[0]:
+        b.plot([e["epoch"] for e in epochs], [e[primary] for e in epochs], "o-")
+        b.set_xlabel("epoch")
+        b.set_title(f"validation {primary}", fontsize=9)
+    return _save(fig, Path(run_dir) / "report" / "curves.png")
+
+
+def plot_predictions(run_dir: Path, n: int = 4) -> Path | None:
+    """Input, ground truth and prediction for the first ``n`` validation images (needs torch)."""
+    import torch
+
+    from ..export.onnx_export import load_student, resolve_run, validation_batch
+
+    ckpt, _ = resolve_run(run_dir)
+    model, task, cfg, _ = load_student(ckpt)
+    x, samples = validation_batch(cfg, task, n)
+    with torch.no_grad():
+        pred = model(torch.from_numpy(x)).float().numpy()
+    plt = _plt()
+    if task.name == "classification":
+        fig, axes = plt.subplots(1, len(samples), figsize=(3 * len(samples), 3), squeeze=False)
+        names = task.class_names or [str(i) for i in range(pred.shape[1])]
+        for i, s in enumerate(samples):
+            axes[0, i].imshow(s["image"])
+            axes[0, i].set_title(f"true {names[s['label']]} / pred {names[int(pred[i].argmax())]}", fontsize=8)
+            axes[0, i].axis("off")
+        return _save(fig, Path(run_dir) / "report" / "predictions.png")
+    fig, axes = plt.subplots(3, len(samples), figsize=(3 * len(samples), 7), squeeze=False)
+    for i, s in enumerate(samples):
+        axes[0, i].imshow(task.input_image(s))
+        if task.name == "depth":
+            vmax = float(np.percentile(s["depth"], 99))
+            axes[1, i].imshow(s["depth"], cmap="plasma_r", vmin=0, vmax=vmax)
+            axes[2, i].imshow(pred[i, 0], cmap="plasma_r", vmin=0, vmax=vmax)
+        elif task.name == "segmentation":
+            from ..data.synthetic import PALETTE
+
+            pal = np.resize(PALETTE, (256, 3)).astype(np.uint8)
+            axes[1, i].imshow(pal[s["labels"]])
+            axes[2, i].imshow(pal[pred[i].argmax(0)])
+        else:
+            tgt = np.asarray(task.target(s))
+            if task.name == "colourisation":
+                from ..tasks.colour import lab_to_rgb
+                from ..tasks.colourisation import AB_SCALE
+
+                L = tgt[0] * 100
+                axes[1, i].imshow(lab_to_rgb(np.stack([L, tgt[1] * AB_SCALE, tgt[2] * AB_SCALE], -1)))
+                axes[2, i].imshow(lab_to_rgb(np.stack([L, pred[i, 0] * AB_SCALE, pred[i, 1] * AB_SCALE], -1)))
+            else:
+                axes[1, i].imshow((tgt.transpose(1, 2, 0) + 1) / 2)
+                axes[2, i].imshow(np.clip((pred[i].transpose(1, 2, 0) + 1) / 2, 0, 1))
+        for r, name in enumerate(("input", "ground truth", "prediction")):
+            axes[r, i].axis("off")
+            if i == 0:
+                axes[r, i].set_title(name, fontsize=9, loc="left")
+    return _save(fig, Path(run_dir) / "report" / "predictions.png")
+
+
+def plot_compare(out: Path, rows: list[dict], task: str) -> Path | None:
+    """The primary metric per cell, mean +- std over seeds, the no-teacher baseline as a line."""
+    from .compare import TABLE_METRICS, summarise
+
+    s = summarise(rows, task)
+    stats, info = s["stats"], s["info"]
+    primary = TABLE_METRICS.get(task, ("",))[0]
+    cells = [c for c in info if primary in stats.get(c, {})]
+    if not cells:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(cells)), 4))
+    means = [stats[c][primary][0] for c in cells]
+    stds = [stats[c][primary][1] for c in cells]
+    colours = ["tab:gray" if info[c]["teacher"] == "none" else ("tab:blue" if info[c]["projection"] == "inverted" else "tab:orange") for c in cells]
+    ax.bar(range(len(cells)), means, yerr=stds, color=colours, capsize=3)
+    base = next((stats[c][primary][0] for c in cells if info[c]["teacher"] == "none" and not info[c]["spectral"]), None)
+    if base is not None:
+        ax.axhline(base, color="k", lw=0.8, ls="--", label="no teacher")
+        ax.legend(fontsize=8)
+    ax.set_xticks(range(len(cells)))
+    ax.set_xticklabels(cells, rotation=70, ha="right", fontsize=7)
+    lo = min(m - s_ for m, s_ in zip(means, stds))
+    hi = max(m + s_ for m, s_ in zip(means, stds))
+    ax.set_ylim(lo - 0.1 * (hi - lo + 1e-9), hi + 0.1 * (hi - lo + 1e-9))
+    ax.set_ylabel(primary)
+    ax.set_title(f"{primary} per cell (mean ± std over seeds; blue inverted, orange traditional)", fontsize=9)
+    return _save(fig, out / "report" / "compare.png")
+
+
+def plot_compare_spectra(out: Path, rows: list[dict]) -> Path | None:
+    """Figure 3: the projector's spectrum for each teacher (columns) and projection (rows), first seed, FitNets where run."""
+    plt = _plt()
+    firsts = {}
+    for r in rows:
+        if r["teacher"] == "none" or r["spectral"]:
+            continue
+        key = (r["label"], r["projection"])
+        if key not in firsts or (r["method"] == "fitnet" and firsts[key]["method"] != "fitnet"):
+            firsts[key] = r
+    if not firsts:
+        return None
+    teachers = list(dict.fromkeys(k[0] for k in firsts))
+    projs = [p for p in ("traditional", "inverted") if any(k[1] == p for k in firsts)]
+    fig, axes = plt.subplots(len(projs), len(teachers), figsize=(3.6 * len(teachers), 2.9 * len(projs)), squeeze=False)
+    ranks = {}
+    for i, p in enumerate(projs):
+        for j, t in enumerate(teachers):
+            r = firsts.get((t, p))
+            ax = axes[i, j]
+            if r is None:
+                ax.axis("off")
+                continue
+            er = plot_spectrum(Path(r["run"]), ax=ax, title=f"{t}, {p} ({r['method']})")
+            ranks[f"{t}/{p}"] = er
+    path = _save(fig, out / "report" / "spectra.png")
+    from ..fileio import atomic_write_json
+
+    atomic_write_json(out / "report" / "effective_ranks.json", ranks)
+    return path
+
