@@ -72,6 +72,7 @@ def main():
     ap.add_argument("--image-size", type=int, nargs=2, default=None)
     ap.add_argument("--warmup", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds [cpu 5, cuda 3]")
     ap.add_argument("--json", default="train_speed.json")
     a = ap.parse_args()
     cuda = a.device == "cuda"
@@ -80,30 +81,48 @@ def main():
     warmup = a.warmup or (15 if cuda else 3)
     steps = a.steps or (50 if cuda else 10)
     modes = (a.modes or ("off,graph" if cuda else "off")).split(",")
+    a.rounds = a.rounds or (3 if cuda else 5)
     if cuda:
         torch.backends.cudnn.benchmark = True
     rows = []
     for student in a.students.split(","):
         for mode in modes:
-            base = None
+            # Build every configuration first, then time them in interleaved rounds (median over
+            # rounds): on a shared CPU the speed drifts more between minutes than the effects we measure.
+            built, times = {}, {}
             for cfg_name in a.configs.split(","):
                 try:
-                    tr = build(student, cfg_name, mode, a.device, batch, size)
-                    dt = measure(tr, batch, size, warmup, steps)
-                    err = None
+                    built[cfg_name] = build(student, cfg_name, mode, a.device, batch, size)
+                    times[cfg_name] = []
                 except Exception as e:  # report and go on: one failing mode must not hide the others
-                    dt, err = None, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                    times[cfg_name] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
                     traceback.print_exc()
+            for _ in range(a.rounds):
+                for cfg_name, tr in built.items():
+                    if isinstance(times[cfg_name], str):
+                        continue
+                    try:
+                        times[cfg_name].append(measure(tr, batch, size, warmup, steps))
+                    except Exception as e:
+                        times[cfg_name] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                        traceback.print_exc()
+                warmup = 1  # later rounds need no long warm-up
+            base = None
+            for cfg_name in a.configs.split(","):
+                t = times[cfg_name]
+                err = t if isinstance(t, str) else None
+                dt = None if err or not t else float(sorted(t)[len(t) // 2])
                 if cfg_name == "student":
                     base = dt
                 row = {"student": student, "mode": mode, "config": cfg_name, "ms_per_step": dt and dt * 1e3,
                        "images_per_s": dt and batch / dt, "ratio_vs_student": (base / dt) if (dt and base) else None,
-                       "error": err}
+                       "rounds_ms": None if err else [x * 1e3 for x in t], "error": err}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-                del tr
-                if cuda:
-                    torch.cuda.empty_cache()
+            warmup = a.warmup or (15 if cuda else 3)
+            del built
+            if cuda:
+                torch.cuda.empty_cache()
     # compiled vs eager, student only
     for student in a.students.split(","):
         eager = next((r for r in rows if r["student"] == student and r["mode"] == "off" and r["config"] == "student"), None)
@@ -112,7 +131,7 @@ def main():
                 r["speedup_vs_eager"] = eager["ms_per_step"] / r["ms_per_step"]
     env = {"torch": torch.__version__, "device": torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine(),
            "threads": torch.get_num_threads(), "batch": batch, "image_size": list(size), "warmup": warmup, "steps": steps,
-           "amp": "bf16" if cuda else "fp32"}
+           "amp": "bf16" if cuda else "fp32", "rounds": a.rounds}
     print(f"\n{env}\n")
     print(f"| student | mode | config | ms/step | img/s | x student-only | x eager |")
     print(f"|---|---|---|---|---|---|---|")

@@ -9,7 +9,7 @@ from ..fileio import atomic_write_json
 
 
 def run_export(run, fmt="onnx", precision=None, opset=None, atol=1e-3, rtol=1e-3, parity_size=8, calib_size=64,
-               calib_method="minmax", max_drop=0.01, eval_size=None, max_batch=8, expect_task=None, log=print) -> dict:
+               calib_method="percentile", max_drop=0.01, eval_size=None, max_batch=8, expect_task=None, log=print) -> dict:
     """Export ``run`` (a run directory or checkpoint) and return the report (also written as export.json)."""
     from .onnx_export import export_onnx, load_student, resolve_run, validation_batch
 

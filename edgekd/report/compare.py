@@ -67,8 +67,16 @@ def run_grid(base_cfg: dict, cells: list[dict], seeds: list[int], out: Path, tea
     from ..train.loop import Trainer
 
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "compare.json", {"config": base_cfg, "cells": cells, "seeds": seeds})
-    todo = [(c, s) for c in cells for s in seeds]
+    meta_path = out / "compare.json"
+    known, known_seeds = [], []
+    if meta_path.exists():  # a restart, or more cells added to the same comparison: keep the earlier ones
+        old = json.loads(meta_path.read_text())
+        known, known_seeds = old["cells"], old["seeds"]
+    ids = {c["id"] for c in cells}
+    merged = [c for c in known if c["id"] not in ids] + cells
+    atomic_write_json(meta_path, {"config": base_cfg, "cells": merged, "seeds": sorted(set(known_seeds) | set(seeds))})
+    # Seed-major order: an interrupted grid still has every cell at its first seeds.
+    todo = [(c, s) for s in seeds for c in cells]
     bar = tqdm(total=len(todo), desc="grid", unit="run", disable=not progress, dynamic_ncols=True)
     for cell, seed in todo:
         run_dir = out / "runs" / cell["id"] / f"seed{seed}"
@@ -89,8 +97,20 @@ def run_grid(base_cfg: dict, cells: list[dict], seeds: list[int], out: Path, tea
         bar.update(1)
         key = trainer.task.primary_metric
         bar.write(f"{cell['id']} seed {seed}: {key} {summary['final'].get(key, float('nan')):.4f}")
+        del trainer  # a captured CUDA graph holds its memory pool until the trainer is collected
+        _free_memory()
     bar.close()
     return collect(out)
+
+
+def _free_memory():
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def collect(out: Path) -> list[dict]:
