@@ -338,22 +338,29 @@ def data_synth(out, n, val_n, image_size, seed):
 
 @data.command("inspect")
 @click.argument("path", type=click.Path())
+@click.option("--task", default=None, help="The task the data is for (guides format detection).")
 @click.option("--data-format", default="auto")
 @_user_errors
-def data_inspect(path, data_format):
-    """What edgekd sees in PATH: format, splits, sizes, classes."""
+def data_inspect(path, task, data_format):
+    """What edgekd sees in PATH: format, splits and their sizes, what each sample holds, classes."""
     import json
+
+    import numpy as np
 
     from .data import open_dataset
 
     info = {"path": path}
     for split in ("train", "val"):
-        ds = open_dataset(path, split, (64, 64), None, 0, data_format)
+        ds = open_dataset(path, split, (64, 64), None, 0, data_format, task=task)
         s = ds[0]
         info["format"] = ds.format
-        info[split] = {"samples": len(ds), "image": list(s["image"].shape),
-                       "has": sorted(k for k in s if k != "image")}
-        info["classes"] = list(getattr(ds, "classes", []) or [])
+        info[split] = {"samples": len(ds), **{k: (list(np.shape(v)) if np.ndim(v) else type(v).__name__) for k, v in s.items()}}
+        if "depth" in s:
+            d = s["depth"]
+            info[split]["depth_range_m"] = [float(d[d > 0].min()) if (d > 0).any() else 0.0, float(d.max())]
+        if hasattr(ds, "official"):
+            info["official_split"] = bool(ds.official)
+    info["classes"] = list(getattr(ds, "classes", []) or [])
     click.echo(json.dumps(info, indent=2))
 
 

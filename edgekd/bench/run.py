@@ -152,11 +152,11 @@ def timed_loop(runner, x, warmup_iters, warmup_time, min_iters, min_time, desc, 
     return lat, {k: float(np.median(v) * 1e3) for k, v in parts.items()}
 
 
-def accuracy(runner, task, data, data_format, n, seed, hw, batch, show) -> dict:
+def accuracy(runner, task, data, data_format, n, seed, hw, batch, show, direction="AtoB") -> dict:
     from ..data import open_dataset
     from ..data.transforms import normalise, resize_sample
 
-    ds = open_dataset(data, "val", hw, n, seed, data_format)
+    ds = open_dataset(data, "val", hw, n, seed, data_format, task=task.name, direction=direction)
     n = min(n, len(ds))
     acc = task.metrics()
     bar = _progress(n, "accuracy", show)
@@ -207,7 +207,8 @@ def run_bench(model, profile=None, target=None, backend=None, data=None, data_fo
     from ..data import open_dataset
     from ..data.transforms import normalise, resize_sample
 
-    sample = resize_sample(open_dataset(data, "val", hw, 1, seed, data_format)[0], *hw)
+    direction = ref_eval.get("direction", "AtoB")
+    sample = resize_sample(open_dataset(data, "val", hw, 1, seed, data_format, task=task.name, direction=direction)[0], *hw)
     x1 = normalise(task.input_image(sample))[None].astype(np.float32)
     settings = {"warmup_iters": warmup_iters if warmup_iters is not None else bc.get("warmup_iters", 10),
                 "warmup_time": warmup_time if warmup_time is not None else bc.get("warmup_time", 0.2),
@@ -227,7 +228,7 @@ def run_bench(model, profile=None, target=None, backend=None, data=None, data_fo
         p90 = results["latency"]["batch1"]["p90_ms"]
         results["budget"] = {"target": tgt["name"], "latency_budget_ms": budget, "p90_ms": p90, "pass": p90 <= budget}
     if accuracy_check:
-        acc = accuracy(runner, task, data, data_format, val_size, seed, hw, 8 if kind != "engine" else 1, show_progress)
+        acc = accuracy(runner, task, data, data_format, val_size, seed, hw, 8 if kind != "engine" else 1, show_progress, direction)
         ref = json.loads(meta.get("reference_metrics", "{}") or "{}")
         acc["reference_fp32"] = ref
         acc["primary_metric"] = task.primary_metric

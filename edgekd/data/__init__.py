@@ -12,8 +12,9 @@ from pathlib import Path
 from ..errors import EdgekdError
 
 
-def open_dataset(data: str, split: str, image_size, n: int | None = None, seed: int = 0, data_format: str = "auto"):
-    """Open ``data`` ("synthetic" or a path) for ``split`` ("train" / "val")."""
+def open_dataset(data: str, split: str, image_size, n: int | None = None, seed: int = 0, data_format: str = "auto",
+                 task: str | None = None, direction: str = "AtoB"):
+    """Open ``data`` ("synthetic" or a path) for ``split`` ("train" / "val"); the task guides format detection."""
     if data == "synthetic":
         if n is None:
             n = 654 if split == "val" else 795
@@ -25,4 +26,4 @@ def open_dataset(data: str, split: str, image_size, n: int | None = None, seed: 
         raise EdgekdError(f"data path {path} does not exist; give an existing folder/file or --data synthetic")
     from .formats import detect_and_open
 
-    return detect_and_open(path, split, n=n, data_format=data_format)
+    return detect_and_open(path, split, n=n, data_format=data_format, task=task, direction=direction)

@@ -41,9 +41,27 @@ def resize_sample(sample: dict, height: int, width: int) -> dict:
     return out
 
 
-def augment(sample: dict, rng: np.random.Generator) -> dict:
-    """Horizontal flip (all maps together) and colour jitter (RGB input only)."""
+def random_crop(sample: dict, rng: np.random.Generator, min_area: float = 0.6) -> dict:
+    """The same random crop (60-100% of the area, aspect 3/4-4/3) of every per-pixel map."""
+    h, w = sample["image"].shape[:2]
+    area = rng.uniform(min_area, 1.0) * h * w
+    aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+    ch = int(min(h, round(np.sqrt(area / aspect))))
+    cw = int(min(w, round(np.sqrt(area * aspect))))
+    top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
     out = dict(sample)
+    for k in PIXEL_KEYS:
+        if k in out:
+            out[k] = np.ascontiguousarray(out[k][top : top + ch, left : left + cw])
+    return out
+
+
+def augment(sample: dict, rng: np.random.Generator, crop: bool = False) -> dict:
+    """Horizontal flip and (optionally) a random crop of all maps together; colour jitter of the RGB input only.
+
+    Depth is not cropped-and-rescaled by default: zooming changes the apparent focal length, so the
+    metric depth of a zoomed image would be wrong."""
+    out = random_crop(sample, rng) if crop else dict(sample)
     if rng.random() < 0.5:
         for k in PIXEL_KEYS:
             if k in out:

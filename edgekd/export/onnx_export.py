@@ -51,7 +51,7 @@ def validation_batch(cfg: dict, task, n: int, split: str = "val") -> tuple[np.nd
 
     size = cfg["data"]["image_size"]
     ds = open_dataset(cfg["data"]["data"], split, size, min(n, cfg["train"]["val_size"]) if split == "val" else n,
-                      cfg["data"]["seed"], cfg["data"]["data_format"])
+                      cfg["data"]["seed"], cfg["data"]["data_format"], task=task.name, direction=cfg["data"]["direction"])
     samples = [resize_sample(ds[i], *size) for i in range(min(n, len(ds)))]
     x = np.stack([normalise(task.input_image(s)) for s in samples]).astype(np.float32)
     return x, samples
@@ -83,7 +83,7 @@ def _onnx_bytes(model, size, opset: int, half: bool = False) -> bytes:
 def build_metadata(task, cfg: dict, ckpt: dict, precision: str) -> dict:
     """Everything a device needs to run and judge the model, as ONNX ``metadata_props`` (strings)."""
     meta = task.metadata()
-    ev = {"data": cfg["data"]["data"], "data_format": cfg["data"]["data_format"], "split": "val",
+    ev = {"data": cfg["data"]["data"], "data_format": cfg["data"]["data_format"], "direction": cfg["data"]["direction"], "split": "val",
           "n": cfg["train"]["val_size"], "seed": cfg["data"]["seed"]}
     return {
         "edgekd_version": __version__,

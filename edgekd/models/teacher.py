@@ -62,7 +62,7 @@ def _timm_teacher(name: str, weights: str | None, kind: str) -> FrozenTeacher:
         from .weights import load_into, read_state_dict
 
         load_into(model, read_state_dict(weights), weights)
-    enc = _TimmLastFeatures(model)
+    enc = _TimmLastFeatures(model).eval()  # eval before probing: a train-mode forward would move BatchNorm statistics
     with torch.no_grad():
         channels = enc(torch.zeros(1, 3, 64, 64)).shape[1]
     return FrozenTeacher(enc, channels, name, kind)

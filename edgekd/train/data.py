@@ -26,12 +26,13 @@ class TaskDataset(Dataset):
         return len(self.source)
 
     def __getitem__(self, i):
-        s = resize_sample(self.source[i], *self.image_size)
+        s = self.source[i]
         if self.augment_data:
-            s = augment(s, np.random.default_rng([self.seed, self.epoch, int(i)]))
+            s = augment(s, np.random.default_rng([self.seed, self.epoch, int(i)]), crop=self.task.name != "depth")
+        s = resize_sample(s, *self.image_size)
         x = torch.from_numpy(normalise(self.task.input_image(s)))
         y = self.task.target(s)
-        y = torch.as_tensor(np.asarray(y)) if not isinstance(y, int) else torch.tensor(y)
+        y = torch.from_numpy(np.array(y)) if not isinstance(y, int) else torch.tensor(y)  # a copy: PIL arrays are read-only
         return x, y
 
 

@@ -56,8 +56,10 @@ def task_args_for(cfg: dict, train_source) -> dict:
     elif name == "classification":
         names = list(getattr(train_source, "object_classes", None) or train_source.classes)
         args.update(num_classes=len(names), class_names=names)
-    if getattr(train_source, "eval_crop", None) is not None:
-        args["eval_crop"] = list(train_source.eval_crop)
+    frac = getattr(train_source, "eval_crop_fraction", None)
+    if name == "depth" and frac is not None:  # e.g. the Eigen crop of NYUv2, at the training resolution
+        h, w = cfg["data"]["image_size"]
+        args["eval_crop"] = [round(frac[0] * h), round(frac[1] * h), round(frac[2] * w), round(frac[3] * w)]
     return args
 
 
@@ -112,8 +114,9 @@ class Trainer:
         data, fmt = cfg["data"]["data"], cfg["data"]["data_format"]
         # The data's seed is its own: seeds of a comparison vary the initialisation and order, not the scenes.
         dseed = cfg["data"]["seed"]
-        self.train_src = open_dataset(data, "train", size, tc["train_size"], dseed, fmt)
-        self.val_src = open_dataset(data, "val", size, tc["val_size"], dseed, fmt)
+        kw = {"task": cfg["model"]["task"], "direction": cfg["data"]["direction"]}
+        self.train_src = open_dataset(data, "train", size, tc["train_size"], dseed, fmt, **kw)
+        self.val_src = open_dataset(data, "val", size, tc["val_size"], dseed, fmt, **kw)
         for name, src in (("training", self.train_src), ("validation", self.val_src)):
             if len(src) == 0:
                 raise EdgekdError(f"the {name} split of {data} is empty; check the data path or --train-size/--val-size")
