@@ -50,7 +50,8 @@ def training_options(fn):
         click.option("--task", default=None, help="depth | segmentation | classification | colourisation | translation [profile's, else depth]"),
         click.option("--student", default=None, help="Student encoder: mobilenetv2_100, efficientnet_b0 or any timm CNN name."),
         click.option("--data", default=None, help="'synthetic' (embedded procedural scenes) or a dataset path."),
-        click.option("--data-format", default=None, help="Dataset format when it cannot be detected from the path."),
+        click.option("--data-format", default=None, help="Dataset format when it cannot be detected from the path (edgekd data inspect shows it)."),
+        click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None, help="pix2pix A|B images: which half is the input."),
         click.option("--epochs", type=int, default=None),
         click.option("--batch-size", type=int, default=None),
         click.option("--lr", type=float, default=None, help="Peak learning rate (AdamW, warm-up then cosine)."),
@@ -91,7 +92,8 @@ def resolve_config(kw: dict, base: dict | None = None) -> dict:
     size = kw.get("image_size")
     overrides = {
         "model": {"task": kw.get("task"), "student": kw.get("student"), "compile": kw.get("compile_mode")},
-        "data": {"data": kw.get("data"), "data_format": kw.get("data_format"), "image_size": list(size) if size else None},
+        "data": {"data": kw.get("data"), "data_format": kw.get("data_format"), "image_size": list(size) if size else None,
+                 "direction": kw.get("direction")},
         "distill": {"teacher": kw.get("teacher"), "teacher_weights": kw.get("teacher_weights"), "method": kw.get("method"),
                     "projection": kw.get("projection"), "weight": kw.get("distill_weight"), "spectral": kw.get("spectral")},
         "train": {"epochs": kw.get("epochs"), "batch_size": kw.get("batch_size"), "lr": kw.get("lr"), "train_size": kw.get("train_size"),

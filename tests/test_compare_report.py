@@ -1,0 +1,51 @@
+"""edgekd compare (grid, seeds, restart) and edgekd report (figures and pages)."""
+
+import json
+
+from conftest import run_cli, tiny
+
+GRID = ["compare", "--task", "depth", "--teachers", "none,random:resnet18", "--methods", "fitnet",
+        "--projections", "inverted,traditional", "--spectral", "0", "--seeds", "2", *tiny()]
+
+
+def test_compare_table_restart_and_report(tmp_path):
+    out = tmp_path / "claims"
+    res = run_cli([*GRID, "--out", out])
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 * 2  # none + two projections, two seeds each
+    assert {r["seed"] for r in rows} == {0, 1}
+    md = (out / "table.md").read_text()
+    assert "| fitnet | inverted |" in md and "| fitnet | traditional |" in md and "±" in md and "%" in md and "**" in md
+    csv = (out / "table.csv").read_text().splitlines()
+    assert csv[0].startswith("teacher,method,projection,spectral,seeds,d1_mean,d1_std") and len(csv) == 4
+    # seeds really differ (different initialisation, same data)
+    seeds = {r["seed"]: r["metrics"]["d1"] for r in rows if r["id"] == "random-resnet18-fitnet-inverted"}
+    assert seeds[0] != seeds[1]
+    # restart: nothing is trained again; a new cell is added to the same comparison
+    mtimes = {p: p.stat().st_mtime for p in out.glob("runs/*/*/summary.json")}
+    run_cli(["compare", "--task", "depth", "--teachers", "none", "--spectral", "2", "--seeds", "2", *tiny(), "--out", out])
+    assert all(p.stat().st_mtime == t for p, t in mtimes.items())
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 and "spectral r=2" in (out / "table.md").read_text()
+    res = run_cli(["report", out])
+    for f in ("compare.png", "spectra.png", "report.md", "report.html", "effective_ranks.json"):
+        assert (out / "report" / f).stat().st_size > 0, f
+    assert "compare.png" in (out / "report" / "report.md").read_text()
+
+
+def test_report_of_one_run(tmp_path):
+    out = tmp_path / "run"
+    run_cli(["distill", "--task", "segmentation", "--teacher", "random:resnet18", *tiny(epochs=2), "--out", out])
+    res = run_cli(["report", out])
+    for f in ("curves.png", "spectrum.png", "predictions.png", "report.md", "report.html"):
+        assert (out / "report" / f).stat().st_size > 1000 or f.startswith("report"), f
+    page = (out / "report" / "report.md").read_text()
+    assert "effective rank of P per epoch" in page and "predictions.png" in page
+
+
+def test_effective_rank():
+    from edgekd.report.plots import effective_rank, rank_at
+
+    assert abs(effective_rank([1, 1, 1, 1]) - 4) < 1e-9
+    assert effective_rank([1, 0, 0]) == 1.0
+    assert rank_at([1.0, 0.5, 0.001]) == 2
