@@ -5,6 +5,7 @@ for ONNX or engines."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -43,6 +44,11 @@ class OrtRunner:
             providers = [(provider, {"intra_op_num_threads": threads}), "CPUExecutionProvider"]
         else:
             so.intra_op_num_threads = threads
+            if backend == "ort-tensorrt":
+                # fp16 kernels where the graph allows, and a cache so that the engine is built once per device.
+                cache = str(Path(path).parent / ".ort-trt-cache")
+                providers = [(provider, {"trt_fp16_enable": True, "trt_engine_cache_enable": True,
+                                         "trt_engine_cache_path": cache, "trt_timing_cache_enable": True}), "CUDAExecutionProvider"]
             if provider != "CPUExecutionProvider":
                 providers.append("CPUExecutionProvider")
         try:

@@ -29,6 +29,17 @@ def effective_rank(sv) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
+def energy_share(sv, k: int) -> float:
+    """Fraction of sum(sigma^2) in the top ``k`` singular values: how much of P lives in k directions."""
+    s = np.sort(np.asarray(sv, np.float64))[::-1] ** 2
+    return float(s[:k].sum() / s.sum()) if s.sum() > 0 else 0.0
+
+
+def spectrum_summary(sv) -> dict:
+    return {"effective_rank": effective_rank(sv), "rank_above_1pct": rank_at(sv), "energy_top1": energy_share(sv, 1),
+            "energy_top8": energy_share(sv, 8)}
+
+
 def rank_at(sv, frac: float = 0.01) -> int:
     """Singular values above ``frac`` of the largest: the green area of the paper's Figure 3."""
     s = np.asarray(sv, np.float64)
@@ -62,7 +73,8 @@ def plot_spectrum(run_dir: Path, ax=None, title: str | None = None, out: Path | 
     k = rank_at(last)
     ax.axvspan(1, max(1, k), color="tab:green", alpha=0.15)
     er = effective_rank(last)
-    ax.set_title(title or f"spectrum of P (effective rank {er:.1f}, {k} above 1%)", fontsize=9)
+    top = energy_share(last, 1)
+    ax.set_title(title or f"spectrum of P (effective rank {er:.1f}, {k} above 1%, top-1 energy {top:.0%})", fontsize=9)
     ax.set_xlabel("singular value index", fontsize=8)
     ax.set_ylabel("sigma / sigma_max", fontsize=8)
     ax.set_ylim(1e-4, 1.5)
@@ -189,7 +201,8 @@ def plot_compare_spectra(out: Path, rows: list[dict]) -> Path | None:
         return None
     teachers = list(dict.fromkeys(k[0] for k in firsts))
     projs = [p for p in ("traditional", "inverted") if any(k[1] == p for k in firsts)]
-    fig, axes = plt.subplots(len(projs), len(teachers), figsize=(3.6 * len(teachers), 2.9 * len(projs)), squeeze=False)
+    fig, axes = plt.subplots(len(projs), len(teachers), figsize=(3.8 * len(teachers), 3.2 * len(projs)), squeeze=False,
+                             constrained_layout=True)
     ranks = {}
     for i, p in enumerate(projs):
         for j, t in enumerate(teachers):
@@ -198,8 +211,9 @@ def plot_compare_spectra(out: Path, rows: list[dict]) -> Path | None:
             if r is None:
                 ax.axis("off")
                 continue
-            er = plot_spectrum(Path(r["run"]), ax=ax, title=f"{t}, {p} ({r['method']})")
-            ranks[f"{t}/{p}"] = er
+            plot_spectrum(Path(r["run"]), ax=ax, title=f"{t}, {p} ({r['method']})")
+            last = read_jsonl(Path(r["run"]) / "spectrum.jsonl")[-1]["singular_values"]
+            ranks[f"{t}/{p}"] = spectrum_summary(last)
     path = _save(fig, out / "report" / "spectra.png")
     from ..fileio import atomic_write_json
 
