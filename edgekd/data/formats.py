@@ -10,7 +10,7 @@ FORMATS = ("edgekd-scenes", "nyu-mat", "depth-list", "voc", "label-maps", "pix2p
 # What each task can learn from: the first format of the task's list that fits the path wins.
 TASK_FORMATS = {
     "depth": ("edgekd-scenes", "nyu-mat", "depth-list"),
-    "segmentation": ("edgekd-scenes", "nyu-mat", "voc", "label-maps"),
+    "segmentation": ("edgekd-scenes", "voc", "label-maps"),  # NYUv2's 894 raw classes need a 13/40-class mapping first
     "classification": ("edgekd-scenes", "imagefolder"),
     "colourisation": ("edgekd-scenes", "image-folder"),
     "translation": ("edgekd-scenes", "pix2pix"),
