@@ -115,3 +115,14 @@ def test_nan_loss_stops_with_step_and_term(tmp_path, monkeypatch):
     ck = torch.load(out / "last.pt", weights_only=True)
     assert ck["step"] == 2  # the last good step is kept
     assert all(torch.isfinite(v).all() for v in ck["student"].values() if v.is_floating_point())
+
+
+def test_data_order_and_augmentation_do_not_depend_on_workers(tmp_path):
+    """Loader workers persist across epochs; augmentation still follows (seed, epoch, index)."""
+    outs = []
+    for w in ("0", "2"):
+        out = tmp_path / f"w{w}"
+        run_cli(["distill", "--task", "segmentation", "--teacher", "none", *tiny(epochs=2), "--workers", w, "--out", out])
+        outs.append(out)
+    a, b = _weights(outs[0] / "last.pt"), _weights(outs[1] / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)

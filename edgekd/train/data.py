@@ -26,9 +26,11 @@ class TaskDataset(Dataset):
         return len(self.source)
 
     def __getitem__(self, i):
+        # The sampler sends (epoch, index): workers can persist across epochs and still augment by epoch.
+        epoch, i = i if isinstance(i, tuple) else (self.epoch, i)
         s = self.source[i]
         if self.augment_data:
-            s = augment(s, np.random.default_rng([self.seed, self.epoch, int(i)]), crop=self.task.name != "depth")
+            s = augment(s, np.random.default_rng([self.seed, epoch, int(i)]), crop=self.task.name != "depth")
         s = resize_sample(s, *self.image_size)
         x = torch.from_numpy(normalise(self.task.input_image(s)))
         y = self.task.target(s)
@@ -65,16 +67,17 @@ class EpochSampler(Sampler):
         return perm[self.start :, self.rank].reshape(-1)
 
     def __iter__(self):
-        return iter(self._indices().tolist())
+        return iter([(self.epoch, int(i)) for i in self._indices()])
 
     def __len__(self):
         return len(self._indices())
 
 
 def make_train_loader(ds: TaskDataset, sampler: EpochSampler, workers: int, pin: bool) -> DataLoader:
+    """One loader for the whole run: its workers persist, the sampler tells them the epoch."""
     return DataLoader(ds, batch_size=sampler.batch_size, sampler=sampler, num_workers=workers, pin_memory=pin,
-                      drop_last=False, persistent_workers=False)
+                      drop_last=False, persistent_workers=workers > 0)
 
 
 def make_val_loader(ds: TaskDataset, batch_size: int, workers: int, pin: bool) -> DataLoader:
-    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=pin)
+    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)

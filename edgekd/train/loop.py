@@ -290,10 +290,9 @@ class Trainer:
         save_every = tc["save_every_min"] * 60.0
         metrics = {}
         stop = bool(tc["max_steps"]) and self.step >= tc["max_steps"]
+        loader = make_train_loader(self.train_ds, self.sampler, workers, pin)
         while self.epoch < tc["epochs"] and not stop:
             self.sampler.set_epoch(self.epoch, self.epoch_step)
-            self.train_ds.epoch = self.epoch
-            loader = make_train_loader(self.train_ds, self.sampler, workers, pin)
             self.ddp_model.train()
             self._epoch_losses = []
             pending = []
