@@ -133,8 +133,8 @@ def main():
            "threads": torch.get_num_threads(), "batch": batch, "image_size": list(size), "warmup": warmup, "steps": steps,
            "amp": "bf16" if cuda else "fp32", "rounds": a.rounds}
     print(f"\n{env}\n")
-    print(f"| student | mode | config | ms/step | img/s | x student-only | x eager |")
-    print(f"|---|---|---|---|---|---|---|")
+    print("| student | mode | config | ms/step | img/s | x student-only | x eager |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         f = lambda v, p=".2f": "-" if v is None else format(v, p)  # noqa: E731
         print(f"| {r['student']} | {r['mode']} | {r['config']} | {f(r['ms_per_step'])} | {f(r['images_per_s'], '.1f')} | "

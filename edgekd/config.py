@@ -10,7 +10,6 @@ one line per mistake; the resolved configuration is saved in the run directory.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +317,3 @@ def save_resolved(cfg: dict, run_dir: Path) -> Path:
 
     return atomic_write_json(Path(run_dir) / "config.json", cfg)
 
-
-def describe_profile(cfg: dict) -> str:
-    return json.dumps(cfg, indent=2)

@@ -52,7 +52,7 @@ def test_teacher_is_an_edgekd_checkpoint_of_another_task(tmp_path):
     seg = tmp_path / "seg-teacher"
     run_cli(["distill", "--task", "segmentation", "--teacher", "none", *TINY, "--out", seg])
     out = tmp_path / "depth"
-    res = run_cli(["distill", "--task", "depth", "--teacher", seg / "best.pt", *TINY, "--out", out])
+    run_cli(["distill", "--task", "depth", "--teacher", seg / "best.pt", *TINY, "--out", out])
     steps = read_jsonl(out / "steps.jsonl")
     assert all("distill" in s for s in steps)
     cfg = json.loads((out / "config.json").read_text())

@@ -10,7 +10,7 @@ GRID = ["compare", "--task", "depth", "--teachers", "none,random:resnet18", "--m
 
 def test_compare_table_restart_and_report(tmp_path):
     out = tmp_path / "claims"
-    res = run_cli([*GRID, "--out", out])
+    run_cli([*GRID, "--out", out])
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 3 * 2  # none + two projections, two seeds each
     assert {r["seed"] for r in rows} == {0, 1}
@@ -27,7 +27,7 @@ def test_compare_table_restart_and_report(tmp_path):
     assert all(p.stat().st_mtime == t for p, t in mtimes.items())
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and "spectral r=2" in (out / "table.md").read_text()
-    res = run_cli(["report", out])
+    run_cli(["report", out])
     for f in ("compare.png", "spectra.png", "report.md", "report.html", "effective_ranks.json"):
         assert (out / "report" / f).stat().st_size > 0, f
     assert "compare.png" in (out / "report" / "report.md").read_text()
@@ -36,7 +36,7 @@ def test_compare_table_restart_and_report(tmp_path):
 def test_report_of_one_run(tmp_path):
     out = tmp_path / "run"
     run_cli(["distill", "--task", "segmentation", "--teacher", "random:resnet18", *tiny(epochs=2), "--out", out])
-    res = run_cli(["report", out])
+    run_cli(["report", out])
     for f in ("curves.png", "spectrum.png", "predictions.png", "report.md", "report.html"):
         assert (out / "report" / f).stat().st_size > 1000 or f.startswith("report"), f
     page = (out / "report" / "report.md").read_text()

@@ -9,8 +9,6 @@ from ..errors import EdgekdError
 
 def read_state_dict(path) -> dict:
     """A state dict from a ``.pt``/``.pth``/``.bin`` (``weights_only``) or ``.safetensors`` file."""
-    import torch
-
     path = Path(path).expanduser()
     if not path.exists():
         raise EdgekdError(f"teacher weights file {path} does not exist; give a local .pth/.pt/.safetensors file")

@@ -37,19 +37,6 @@ def init_distributed(device_type: str) -> DistInfo:
     return info
 
 
-def barrier(info: DistInfo):
-    if info.enabled:
-        dist.barrier()
-
-
-def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    if info.enabled:
-        t = t.clone()
-        dist.all_reduce(t)
-        t /= info.world
-    return t
-
-
 def cleanup(info: DistInfo):
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
