@@ -76,6 +76,9 @@ def test_resume_continues_from_the_saved_epoch(tmp_path):
     ck = torch.load(out / "last.pt", weights_only=True)
     assert (ck["epoch"], ck["step"]) == (3, 6)
     assert [m["epoch"] for m in read_jsonl(out / "metrics.jsonl")] == [1, 2, 3]
+    final = json.loads((out / "summary.json").read_text())["final"]
+    run_cli(["distill", "--resume", "--out", out, "--quiet"])  # nothing left to do: the figures stay
+    assert json.loads((out / "summary.json").read_text())["final"] == final and "d1" in final
 
 
 def test_existing_run_is_not_overwritten(tmp_path):

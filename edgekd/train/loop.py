@@ -210,6 +210,7 @@ class Trainer:
         self.scheduler.load_state_dict(ck["scheduler"])
         self.epoch, self.epoch_step, self.step = ck["epoch"], ck["epoch_step"], ck["step"]
         self.best = ck["best"]
+        self._last_metrics = ck.get("metrics") or {}
         torch.set_rng_state(ck["rng"]["torch"])
 
     # ----------------------------------------------------------------- checkpoints and logs
@@ -288,7 +289,7 @@ class Trainer:
         check_every = 1 if self.device.type == "cpu" else 10
         self._last_save = time.monotonic()
         save_every = tc["save_every_min"] * 60.0
-        metrics = {}
+        metrics = getattr(self, "_last_metrics", {})  # a resumed, already finished run keeps its figures
         stop = bool(tc["max_steps"]) and self.step >= tc["max_steps"]
         loader = make_train_loader(self.train_ds, self.sampler, workers, pin)
         while self.epoch < tc["epochs"] and not stop:
