@@ -14,19 +14,21 @@ def run_export(run, fmt="onnx", precision=None, opset=None, atol=1e-3, rtol=1e-3
     from .onnx_export import export_onnx, load_student, resolve_run, validation_batch
 
     ckpt_path, run_dir = resolve_run(run)
-    _, task, cfg, _ = load_student(ckpt_path)
+    loaded = load_student(ckpt_path)
+    _, task, cfg, _ = loaded
     if expect_task and task.name != expect_task:
         raise EdgekdError(f"{ckpt_path} was trained for {task.name}, not {expect_task}; export a {expect_task} run or drop --task")
     precision = precision or cfg["export"]["precision"]
     report = {"run": str(run_dir), "format": fmt, "precision": precision}
-    report["fp32"] = export_onnx(run, None, opset, "fp32", atol, rtol, parity_size, log=log)
+    parity_x = validation_batch(cfg, task, parity_size)[0]
+    report["fp32"] = export_onnx(run, None, opset, "fp32", atol, rtol, parity_size, log=log, loaded=loaded, parity_inputs=parity_x)
     fp32_path = Path(report["fp32"]["onnx"])
     source = fp32_path
     failures = []
     if not report["fp32"]["parity"]["pass"]:
         failures.append(f"fp32 parity error {report['fp32']['parity']['max_abs_err']:.2e} exceeds atol {atol}/rtol {rtol}")
     if precision == "fp16":
-        report["fp16"] = export_onnx(run, None, opset, "fp16", atol, rtol, parity_size, log=log)
+        report["fp16"] = export_onnx(run, None, opset, "fp16", atol, rtol, parity_size, log=log, loaded=loaded, parity_inputs=parity_x)
         source = Path(report["fp16"]["onnx"])
     if precision == "int8":
         from .quantize import evaluate_onnx, quantize_int8

@@ -144,12 +144,20 @@ def parity(session, model, x: np.ndarray, atol: float, rtol: float) -> dict:
     }
 
 
-def export_onnx(run, out=None, opset=None, precision="fp32", atol=1e-3, rtol=1e-3, parity_size=8, log=print) -> dict:
-    """Export a run's student to ONNX (fp32, or fp16 body with fp32 I/O) and check it."""
+def export_onnx(run, out=None, opset=None, precision="fp32", atol=1e-3, rtol=1e-3, parity_size=8, log=print,
+                loaded=None, parity_inputs=None) -> dict:
+    """Export a run's student to ONNX (fp32, or fp16 body with fp32 I/O) and check it.
+
+    ``loaded`` = :func:`load_student`'s result and ``parity_inputs`` = :func:`validation_batch`'s
+    inputs let a caller that exports several precisions read the checkpoint and render the data once.
+    """
+    import copy
+
     import onnx
 
     ckpt_path, run_dir = resolve_run(run)
-    model, task, cfg, ckpt = load_student(ckpt_path)
+    model, task, cfg, ckpt = loaded or load_student(ckpt_path)
+    model = copy.deepcopy(model)  # the fp16 export converts it in place
     opset = opset or cfg["export"]["opset"]
     size = cfg["data"]["image_size"]
     name = {"fp32": "model.onnx", "fp16": "model.fp16.onnx"}[precision]
@@ -168,7 +176,7 @@ def export_onnx(run, out=None, opset=None, precision="fp32", atol=1e-3, rtol=1e-
     except Exception as e:
         raise EdgekdError(f"the exported graph fails onnx.checker: {str(e).splitlines()[0][:200]}") from None
     data = proto.SerializeToString()
-    x, _ = validation_batch(cfg, task, parity_size)
+    x = parity_inputs if parity_inputs is not None else validation_batch(cfg, task, parity_size)[0]
     report = {"onnx": str(out), "checkpoint": str(ckpt_path), "opset": opset, "precision": precision,
               "bytes": len(data), "input_shape": [-1, 3, *size]}
     if precision == "fp16":
