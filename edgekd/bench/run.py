@@ -95,7 +95,7 @@ def make_runner(path: Path, kind: str, backend: str, threads: int, precision: st
             raise
     if kind == "engine":
         return TensorRTRunner(path)
-    return TorchRunner(path, "cuda" if backend == "torch-cuda" else "cpu", precision, threads)
+    return TorchRunner(path, "auto", precision, threads)
 
 
 def model_metadata(runner, kind: str, path: Path) -> dict:

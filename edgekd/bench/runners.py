@@ -156,7 +156,8 @@ class TorchRunner:
         if threads:
             torch.set_num_threads(threads)
         self.model, self.task, self.cfg, self.ckpt = load_student(ckpt_path)
-        self.device = torch.device("cuda" if device == "cuda" else "cpu")
+        cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+        self.device = torch.device("cuda" if cuda else "cpu")
         self.dtype = torch.float16 if precision == "fp16" and self.device.type == "cuda" else torch.float32
         self.model.to(self.device, self.dtype)
         self.threads = torch.get_num_threads()
