@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EdgekdError
-from .synthetic import CLASSES, OBJECT_CLASSES, render_scene
+from .synthetic import CLASSES, OBJECT_CLASSES, PALETTE, render_scene
 
 SCENES_FORMAT = "edgekd-scenes"
 META_FILE = "edgekd-data.json"
@@ -101,8 +101,6 @@ class SceneFolder:
         f = self.files[i]
         d = self.root / self.split
         labels = np.asarray(Image.open(d / "labels" / f.name))
-        from .synthetic import PALETTE
-
         return {
             "image": np.asarray(Image.open(f).convert("RGB")),
             "depth": np.asarray(Image.open(d / "depth" / f.name)).astype(np.float32) / 1000.0,

@@ -140,10 +140,10 @@ class Trainer:
         self.amp_dtype = torch.bfloat16 if cuda else None
         mem = torch.channels_last if cuda else torch.contiguous_format
         self.model.to(self.device, memory_format=mem)
-        if self.teacher is not None:
-            # The teacher only runs forward: bf16 weights on GPU halve its cost (DESIGN.md §1).
-            self.teacher.to(self.device, dtype=torch.bfloat16 if cuda else torch.float32, memory_format=mem)
+        # The teacher only runs forward: bf16 weights on GPU halve its cost (DESIGN.md §1).
         self._teacher_dtype = torch.bfloat16 if cuda else torch.float32
+        if self.teacher is not None:
+            self.teacher.to(self.device, dtype=self._teacher_dtype, memory_format=mem)
         self.memory_format = mem
 
         params = [p for p in self.model.parameters() if p.requires_grad]
