@@ -43,12 +43,31 @@ def cli():
 
 
 # --------------------------------------------------------------------------- distill
+class FloatOrAuto(click.ParamType):
+    """A number, or ``auto`` (set from gradient norms before the first step)."""
+
+    name = "W|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)) or value == "auto":
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
+
+
 def training_options(fn):
     """Options shared by ``distill`` and ``compare`` (each overrides the profile's key)."""
     opts = [
         click.option("--profile", default="jetson", show_default=True, help="Profile name (jetson, mobile, server) or a path to a TOML file."),
         click.option("--task", default=None, help="depth | segmentation | classification | colourisation | translation [profile's, else depth]"),
         click.option("--student", default=None, help="Student encoder: mobilenetv2_100, efficientnet_b0 or any timm CNN name."),
+        click.option("--student-weights", default=None,
+                     help="Initialise the encoder: 'imagenet' (from an installed weights package, see README), a local .pth/.pt/"
+                          ".safetensors file (torchvision, timm or efficientnet_pytorch names), or 'none' (random). [profile's]"),
+        click.option("--student-tap", type=click.Choice(["stage", "head"]), default=None,
+                     help="Z_s: the encoder's last stage (MobileNetV2: 320 ch) or the head conv after it (1280 ch, kept in the model)."),
         click.option("--data", default=None, help="'synthetic' (embedded procedural scenes) or a dataset path."),
         click.option("--data-format", default=None, help="Dataset format when it cannot be detected from the path (edgekd data inspect shows it)."),
         click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None, help="pix2pix A|B images: which half is the input."),
@@ -77,8 +96,22 @@ def distill_options(fn):
         click.option("--teacher-weights", default=None, type=click.Path(), help="Local weights file for a named timm teacher (nothing is downloaded)."),
         click.option("--method", type=click.Choice(["fitnet", "at", "pkt", "ensemble"]), default=None),
         click.option("--projection", type=click.Choice(["inverted", "traditional"]), default=None),
-        click.option("--distill-weight", type=float, default=None, help="w in L_task + w * L_distill."),
-        click.option("--spectral", type=int, default=None, help="Spectral regulariser rank r (0 = off); combinable with a teacher."),
+        click.option("--teacher-tap", type=click.Choice(["norm", "raw"]), default=None,
+                     help="Teacher features after the model's final norm (ViT tokens as its head sees them) or raw. [norm]"),
+        click.option("--distill-weight", type=FloatOrAuto(), default=None,
+                     help="w in L_task + w * L_distill, or 'auto': w makes the distillation gradient on Z_s --grad-ratio times the task's."),
+        click.option("--grad-ratio", type=float, default=None, help="Target |grad aux| / |grad task| on Z_s for 'auto' weights."),
+        click.option("--normalize", type=click.Choice(["none", "layernorm", "batchnorm"]), default=None,
+                     help="Non-affine normalisation of both sides before the distance."),
+        click.option("--projector-lr", type=float, default=None, help="Projector learning rate (0 = the student's)."),
+        click.option("--projector-weight-decay", type=float, default=None, help="Projector weight decay (decoupled, AdamW)."),
+        click.option("--spectral", type=int, default=None,
+                     help="Spectral regulariser: keep the top r singular directions of Z_s, suppress the rest (0 = off; smaller r = stronger)."),
+        click.option("--spectral-weight", type=FloatOrAuto(), default=None, help="Weight of the spectral term, or 'auto'."),
+        click.option("--spectral-norm", type=click.Choice(["fro2", "fro", "spectral"]), default=None,
+                     help="fro2: squared Frobenius norm of the suppressed part; fro: non-squared (eq. 6); spectral: sigma_{r+1}."),
+        click.option("--spectral-scope", type=click.Choice(["batch", "image"]), default=None,
+                     help="One SVD over batch x positions, or one per image."),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -91,11 +124,16 @@ def resolve_config(kw: dict, base: dict | None = None) -> dict:
 
     size = kw.get("image_size")
     overrides = {
-        "model": {"task": kw.get("task"), "student": kw.get("student"), "compile": kw.get("compile_mode")},
+        "model": {"task": kw.get("task"), "student": kw.get("student"), "compile": kw.get("compile_mode"),
+                  "student_weights": kw.get("student_weights"), "student_tap": kw.get("student_tap")},
         "data": {"data": kw.get("data"), "data_format": kw.get("data_format"), "image_size": list(size) if size else None,
                  "direction": kw.get("direction")},
         "distill": {"teacher": kw.get("teacher"), "teacher_weights": kw.get("teacher_weights"), "method": kw.get("method"),
-                    "projection": kw.get("projection"), "weight": kw.get("distill_weight"), "spectral": kw.get("spectral")},
+                    "projection": kw.get("projection"), "weight": kw.get("distill_weight"), "spectral": kw.get("spectral"),
+                    "teacher_tap": kw.get("teacher_tap"), "grad_ratio": kw.get("grad_ratio"), "normalize": kw.get("normalize"),
+                    "projector_lr": kw.get("projector_lr"), "projector_weight_decay": kw.get("projector_weight_decay"),
+                    "spectral_weight": kw.get("spectral_weight"), "spectral_norm": kw.get("spectral_norm"),
+                    "spectral_scope": kw.get("spectral_scope")},
         "train": {"epochs": kw.get("epochs"), "batch_size": kw.get("batch_size"), "lr": kw.get("lr"), "train_size": kw.get("train_size"),
                   "val_size": kw.get("val_size"), "max_steps": kw.get("max_steps"), "workers": kw.get("workers"), "seed": kw.get("seed"),
                   "device": kw.get("device"), "save_every_min": kw.get("save_every_min")},
@@ -174,7 +212,7 @@ def _csv(text, cast=str):
 @click.option("--methods", default="fitnet", show_default=True, help="Comma list of fitnet, at, pkt, ensemble.")
 @click.option("--projections", default="inverted,traditional", show_default=True)
 @click.option("--spectral", "spectral_ranks", default="0", show_default=True, help="Comma list of spectral ranks (0 = off), e.g. 0,2.")
-@click.option("--distill-weight", type=float, default=None)
+@click.option("--distill-weight", type=FloatOrAuto(), default=None, help="w of the distillation term, or auto (see distill --help).")
 @click.option("--seeds", type=int, default=3, show_default=True, help="Runs per cell (seeds 0..N-1).")
 @click.option("--out", required=True, type=click.Path(), help="Directory of the comparison (restart with the same --out to continue).")
 @click.option("--quiet", is_flag=True)

@@ -44,6 +44,10 @@ def _choice(*options):
     return ("choice", options, None)
 
 
+def _float_or_auto(lo=None, hi=None):
+    return ("float_auto", lo, hi)
+
+
 _STR = ("str", None, None)
 _BOOL = ("bool", None, None)
 
@@ -52,6 +56,8 @@ PROFILE_SCHEMA: dict[str, dict[str, tuple]] = {
     "": {"name": _STR, "target": _STR, "description": _STR},
     "model": {
         "student": _STR,  # any timm encoder that supports features_only
+        "student_weights": _STR,  # "none", "imagenet" (a packaged file) or a path
+        "student_tap": _choice("stage", "head"),
         "decoder_channels": ("intlist", 1, 5),
         "task": _choice(*TASKS),
         "compile": _choice("off", "graph", "inductor", "reduce-overhead", "max-autotune"),
@@ -70,9 +76,17 @@ PROFILE_SCHEMA: dict[str, dict[str, tuple]] = {
         "teacher_weights": _STR,
         "method": _choice(*METHODS),
         "projection": _choice(*PROJECTIONS),
-        "weight": _float(0.0, 1e6),
+        "teacher_tap": _choice("norm", "raw"),
+        "weight": _float_or_auto(0.0, 1e6),
+        "grad_ratio": _float(1e-6, 1e3),
+        "normalize": _choice("none", "layernorm", "batchnorm"),
+        "projector_lr": _float(0.0, 10.0),
+        "projector_weight_decay": _float(0.0, 10.0),
+        "cache_teacher": _choice("auto", "on", "off"),
         "spectral": _int(0, 100000),
-        "spectral_weight": _float(0.0, 1e6),
+        "spectral_weight": _float_or_auto(0.0, 1e6),
+        "spectral_norm": _choice("fro2", "fro", "spectral"),
+        "spectral_scope": _choice("batch", "image"),
         "spectral_iters": _int(1, 20),
     },
     "train": {
@@ -89,6 +103,8 @@ PROFILE_SCHEMA: dict[str, dict[str, tuple]] = {
         "max_steps": _int(0, 10**9),
         "save_every_min": _float(0.0, 10**6),
         "augment": _BOOL,
+        "eval_every": _int(0, 10**6),
+        "train_eval_size": _int(0, 10**9),
     },
     "export": {
         "format": _choice(*FORMATS),
@@ -119,7 +135,7 @@ TARGET_SCHEMA: dict[str, tuple] = {
 
 # Keys a profile may omit, with their defaults (what a user's minimal TOML inherits).
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "model": {"student": "mobilenetv2_100", "decoder_channels": [96, 64, 32, 24, 16], "task": "depth", "compile": "off"},
+    "model": {"student": "mobilenetv2_100", "student_weights": "none", "student_tap": "stage", "decoder_channels": [96, 64, 32, 24, 16], "task": "depth", "compile": "off"},
     "data": {"data": "synthetic", "data_format": "auto", "image_size": [256, 320], "max_depth": 10.0, "direction": "AtoB", "seed": 0},
     "distill": {
         "teacher": "random",
@@ -127,9 +143,17 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "teacher_weights": "",
         "method": "fitnet",
         "projection": "inverted",
+        "teacher_tap": "norm",
         "weight": 1.0,
+        "grad_ratio": 0.3,
+        "normalize": "none",
+        "projector_lr": 0.0,
+        "projector_weight_decay": 1e-4,
+        "cache_teacher": "auto",
         "spectral": 0,
         "spectral_weight": 1.0,
+        "spectral_norm": "fro2",
+        "spectral_scope": "batch",
         "spectral_iters": 2,
     },
     "train": {
@@ -146,6 +170,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "max_steps": 0,
         "save_every_min": 10.0,
         "augment": True,
+        "eval_every": 1,
+        "train_eval_size": 64,
     },
     "export": {"format": "onnx", "precision": "fp32", "opset": 17},
     "bench": {"backend": "auto", "batch": 1, "warmup_iters": 10, "warmup_time": 0.2, "min_iters": 100, "min_time": 2.0},
@@ -176,6 +202,12 @@ def _check_value(where: str, value: Any, spec: tuple) -> Any:
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise EdgekdError(f"{where} must be an integer, got {name} {value!r}")
+    if kind == "float_auto":
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise EdgekdError(f"{where} must be a number or 'auto', got {name} {value!r}")
+        kind = "float"
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise EdgekdError(f"{where} must be a number, got {name} {value!r}")

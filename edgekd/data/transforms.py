@@ -62,10 +62,12 @@ def augment(sample: dict, rng: np.random.Generator, crop: bool = False) -> dict:
     Depth is not cropped-and-rescaled by default: zooming changes the apparent focal length, so the
     metric depth of a zoomed image would be wrong."""
     out = random_crop(sample, rng) if crop else dict(sample)
-    if rng.random() < 0.5:
+    out["flipped"] = bool(rng.random() < 0.5)
+    if out["flipped"]:
         for k in PIXEL_KEYS:
             if k in out:
                 out[k] = np.ascontiguousarray(out[k][:, ::-1])
+    out["geometric_image"] = out["image"]  # before colour jitter: what a frozen teacher sees (train/data.py)
     img = out["image"].astype(np.float32)
     brightness, contrast, saturation = rng.uniform(0.8, 1.2, 3)
     img = img * brightness

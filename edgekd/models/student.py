@@ -1,7 +1,14 @@
 """Student: a timm encoder (``features_only``) and a light U-Net decoder with skip connections.
 
 The distilled features ``Z_s`` are the encoder's last feature map, taken right
-after the encoder and before the decoder (paper §4.1, DESIGN.md §1).
+after the encoder and before the decoder (paper §4.1, DESIGN.md §1).  Which map that
+is, is a named choice (``model.student_tap``):
+
+* ``stage``: the last stage of timm's ``features_only`` encoder (MobileNetV2: the
+  320-channel linear bottleneck, stride 32);
+* ``head``: that stage followed by the architecture's head conv + BN + activation
+  (MobileNetV2: 1280 channels, the end of torchvision's ``features``); the decoder
+  then reads this map too, so the deployed network contains it.
 """
 
 from __future__ import annotations
@@ -46,17 +53,19 @@ class UNetDecoder(nn.Module):
 class EncoderDecoder(nn.Module):
     """``forward(x)`` gives the task output; ``forward(x, return_features=True)`` also gives ``Z_s``."""
 
-    def __init__(self, encoder_name: str, task, decoder_channels=(96, 64, 32, 24, 16)):
+    def __init__(self, encoder_name: str, task, decoder_channels=(96, 64, 32, 24, 16), tap: str = "stage"):
         super().__init__()
-        self.encoder_name = encoder_name
-        self.task = task
+        self.encoder_name, self.task, self.tap = encoder_name, task, tap
         try:
             self.encoder = create_timm(encoder_name, "student", features_only=True)
         except EdgekdError:
             raise
         except Exception as e:  # a timm model without feature extraction
             raise EdgekdError(f"student {encoder_name!r} cannot be used as an encoder ({str(e)[:120]}); pick a CNN such as mobilenetv2_100") from None
-        chs = self.encoder.feature_info.channels()
+        chs = list(self.encoder.feature_info.channels())
+        self.encoder_head = _head_conv(encoder_name) if tap == "head" else None
+        if self.encoder_head is not None:
+            chs[-1] = self.encoder_head[0].out_channels
         self.feature_channels = chs[-1]
         self.stride = self.encoder.feature_info.reduction()[-1]
         if task.dense:
@@ -68,6 +77,8 @@ class EncoderDecoder(nn.Module):
 
     def forward(self, x, return_features: bool = False):
         feats = self.encoder(x)
+        if self.encoder_head is not None:
+            feats[-1] = self.encoder_head(feats[-1])
         z = feats[-1]
         if self.decoder is not None:
             out = self.head(self.decoder(feats, x.shape[-2:]))
@@ -75,6 +86,47 @@ class EncoderDecoder(nn.Module):
             out = self.head(z.mean((2, 3)))
         out = self.task.activation(out)
         return (out, z) if return_features else out
+
+
+STUDENT_TAPS = ("stage", "head")
+
+
+def _head_conv(encoder_name: str) -> nn.Sequential:
+    """The head conv (+ BN + activation) of a timm CNN, e.g. MobileNetV2's 320 -> 1280 1x1 conv."""
+    full = create_timm(encoder_name, "student")
+    conv, bn = getattr(full, "conv_head", None), getattr(full, "bn2", None)
+    if not isinstance(conv, nn.Conv2d) or bn is None:
+        raise EdgekdError(f"student {encoder_name} has no head conv to tap; use --student-tap stage")
+    return nn.Sequential(conv, bn)
+
+
+def load_student_weights(model: "EncoderDecoder", spec: str) -> int:
+    """Initialise the encoder (and a tapped head conv) from ``spec``: a local file or ``imagenet``
+    (the file inside an installed weights package, :mod:`edgekd.models.packaged`).
+
+    The file is loaded into the full timm classifier first (torchvision, timm and efficientnet_pytorch
+    key names are mapped by :func:`edgekd.models.weights.load_into`), then every encoder tensor is
+    copied from it.  Returns the number of tensors loaded; anything partial is refused.
+    """
+    from .packaged import packaged_weights_path
+    from .weights import load_into, read_state_dict
+
+    path = packaged_weights_path(model.encoder_name) if spec == "imagenet" else spec
+    full = create_timm(model.encoder_name, "student")
+    load_into(full, read_state_dict(path, role="student"), str(path), role="student")
+    src = full.state_dict()
+    enc = model.encoder.state_dict()
+    missing = [k for k in enc if k not in src or tuple(src[k].shape) != tuple(enc[k].shape)]
+    if missing:
+        raise EdgekdError(f"student weights {path}: {len(missing)} of {len(enc)} encoder tensors have no source of that shape "
+                          f"(first: {missing[0]}); the file does not fit {model.encoder_name}")
+    model.encoder.load_state_dict({k: src[k] for k in enc})
+    n = sum(1 for k in enc if not k.endswith("num_batches_tracked"))
+    if model.encoder_head is not None:
+        model.encoder_head[0].load_state_dict(full.conv_head.state_dict())
+        model.encoder_head[1].load_state_dict(full.bn2.state_dict())
+        n += sum(1 for k in model.encoder_head.state_dict() if not k.endswith("num_batches_tracked"))
+    return n
 
 
 def check_image_size(image_size, stride: int, name: str) -> None:
@@ -86,8 +138,15 @@ def check_image_size(image_size, stride: int, name: str) -> None:
         )
 
 
-def create_student(cfg: dict, task) -> EncoderDecoder:
-    model = EncoderDecoder(cfg["model"]["student"], task, cfg["model"]["decoder_channels"])
+def create_student(cfg: dict, task, log=None) -> EncoderDecoder:
+    """The configured student; ``model.student_weights`` (``imagenet`` or a file) initialises its encoder."""
+    m = cfg["model"]
+    model = EncoderDecoder(m["student"], task, m["decoder_channels"], tap=m.get("student_tap", "stage"))
+    spec = (m.get("student_weights") or "none").strip()
+    if spec != "none":
+        n = load_student_weights(model, spec)
+        if log is not None:
+            log(f"student {m['student']}: {n} encoder tensors loaded from {spec}")
     check_image_size(cfg["data"]["image_size"], model.stride, cfg["model"]["student"])
     return model
 
@@ -100,7 +159,7 @@ def student_from_checkpoint(ckpt: dict, source: str = "checkpoint"):
         raise EdgekdError(f"{source} is not an edgekd checkpoint (no edgekd student weights in it); give a run's best.pt or last.pt")
     cfg = ckpt["config"]
     task = create_task(cfg["model"]["task"], **ckpt.get("task_args", {}))
-    model = EncoderDecoder(cfg["model"]["student"], task, cfg["model"]["decoder_channels"])
+    model = EncoderDecoder(cfg["model"]["student"], task, cfg["model"]["decoder_channels"], tap=cfg["model"].get("student_tap", "stage"))
     try:
         model.load_state_dict(ckpt["student"])
     except RuntimeError as e:

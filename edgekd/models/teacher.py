@@ -34,15 +34,23 @@ class FrozenTeacher(nn.Module):
         return self.encoder(x)
 
 
-class _TimmLastFeatures(nn.Module):
-    """The last feature map of a full timm model via ``forward_intermediates`` (no pooling, no head)."""
+TEACHER_TAPS = ("norm", "raw")
 
-    def __init__(self, model):
+
+class _TimmLastFeatures(nn.Module):
+    """The last feature map of a full timm model via ``forward_intermediates`` (no pooling, no head).
+
+    ``tap="norm"`` (default) applies the model's final norm, as its own head would see the tokens:
+    without it, 77% of a random ViT-B/32's feature energy lies in one direction, which an MSE then
+    mostly chases (issue 10).  CNNs whose ``forward_intermediates`` has no final norm are unaffected.
+    """
+
+    def __init__(self, model, tap: str = "norm"):
         super().__init__()
-        self.model = model
+        self.model, self.tap = model, tap
 
     def forward(self, x):
-        return self.model.forward_intermediates(x, indices=1, intermediates_only=True)[-1]
+        return self.model.forward_intermediates(x, indices=1, intermediates_only=True, norm=self.tap == "norm")[-1]
 
 
 class _StudentEncoder(nn.Module):
@@ -54,7 +62,7 @@ class _StudentEncoder(nn.Module):
         return self.encoder(x)[-1]
 
 
-def _timm_teacher(name: str, weights: str | None, kind: str) -> FrozenTeacher:
+def _timm_teacher(name: str, weights: str | None, kind: str, tap: str = "norm") -> FrozenTeacher:
     from .timm_names import create_timm
 
     model = create_timm(name, "teacher")
@@ -62,21 +70,21 @@ def _timm_teacher(name: str, weights: str | None, kind: str) -> FrozenTeacher:
         from .weights import load_into, read_state_dict
 
         load_into(model, read_state_dict(weights), weights)
-    enc = _TimmLastFeatures(model).eval()  # eval before probing: a train-mode forward would move BatchNorm statistics
+    enc = _TimmLastFeatures(model, tap).eval()  # eval before probing: a train-mode forward would move BatchNorm statistics
     with torch.no_grad():
         channels = enc(torch.zeros(1, 3, 64, 64)).shape[1]
     return FrozenTeacher(enc, channels, name, kind)
 
 
-def create_teacher(spec: str, default_arch: str, weights: str | None = None) -> FrozenTeacher | None:
+def create_teacher(spec: str, default_arch: str, weights: str | None = None, tap: str = "norm") -> FrozenTeacher | None:
     """``none`` | ``random`` | ``random:NAME`` | ``NAME`` (with ``weights``) | path to an edgekd checkpoint."""
     spec = (spec or "none").strip()
     if spec == "none":
         return None
     if spec == "random":
-        return _timm_teacher(default_arch, None, "random")
+        return _timm_teacher(default_arch, None, "random", tap)
     if spec.startswith("random:"):
-        return _timm_teacher(spec.split(":", 1)[1], None, "random")
+        return _timm_teacher(spec.split(":", 1)[1], None, "random", tap)
     p = Path(spec).expanduser()
     if p.suffix in (".pt", ".pth") or p.exists() or "/" in spec:
         from ..fileio import load_checkpoint
@@ -91,4 +99,8 @@ def create_teacher(spec: str, default_arch: str, weights: str | None = None) -> 
         raise EdgekdError(
             f"teacher {spec!r} needs --teacher-weights FILE (nothing is downloaded); use --teacher random:{spec} for a randomly initialised one"
         )
-    return _timm_teacher(spec, weights, "pretrained")
+    if weights == "imagenet":
+        from .packaged import packaged_weights_path
+
+        weights = str(packaged_weights_path(spec))
+    return _timm_teacher(spec, weights, "pretrained", tap)

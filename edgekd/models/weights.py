@@ -7,11 +7,11 @@ from pathlib import Path
 from ..errors import EdgekdError
 
 
-def read_state_dict(path) -> dict:
+def read_state_dict(path, role: str = "teacher") -> dict:
     """A state dict from a ``.pt``/``.pth``/``.bin`` (``weights_only``) or ``.safetensors`` file."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise EdgekdError(f"teacher weights file {path} does not exist; give a local .pth/.pt/.safetensors file")
+        raise EdgekdError(f"{role} weights file {path} does not exist; give a local .pth/.pt/.safetensors file")
     if path.suffix == ".safetensors":
         try:
             from safetensors.torch import load_file
@@ -42,7 +42,7 @@ def map_by_order(src: dict, model_sd: dict) -> dict | None:
     return {kb: va for (_, va), (kb, _) in zip(a, b)}
 
 
-def load_into(model, sd: dict, source: str) -> None:
+def load_into(model, sd: dict, source: str, role: str = "teacher") -> None:
     """Load ``sd`` into ``model`` exactly, else map torchvision-style names, else refuse naming the keys that differ."""
     target = model.state_dict()
     if set(k for k, _ in _entries(sd)) == set(k for k, _ in _entries(target)):
@@ -51,7 +51,7 @@ def load_into(model, sd: dict, source: str) -> None:
             model.load_state_dict(sd, strict=False)
             return
         raise EdgekdError(
-            f"teacher weights {source} do not fit: {len(bad)} tensors differ in shape (first: {bad[0]} "
+            f"{role} weights {source} do not fit: {len(bad)} tensors differ in shape (first: {bad[0]} "
             f"{tuple(sd[bad[0]].shape)} vs {tuple(target[bad[0]].shape)}); check the model name"
         )
     mapped = map_by_order(sd, target)
@@ -61,6 +61,6 @@ def load_into(model, sd: dict, source: str) -> None:
     missing = sorted(set(target) - set(sd))
     unexpected = sorted(set(sd) - set(target))
     raise EdgekdError(
-        f"teacher weights {source} do not fit the model: {len(missing)} keys missing (e.g. {missing[:2]}), "
-        f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}); check --teacher matches the file"
+        f"{role} weights {source} do not fit the model: {len(missing)} keys missing (e.g. {missing[:2]}), "
+        f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}); check the model name matches the file"
     )

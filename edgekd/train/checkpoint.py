@@ -12,7 +12,7 @@ FORMAT = "edgekd-checkpoint"
 
 
 def make_checkpoint(*, cfg, task_args, student, extra, optimizer, scheduler, epoch, step, epoch_step, best, metrics,
-                    scaler=None) -> dict:
+                    loss_weights=None) -> dict:
     return {
         "format": FORMAT,
         "edgekd_version": __version__,
@@ -27,6 +27,7 @@ def make_checkpoint(*, cfg, task_args, student, extra, optimizer, scheduler, epo
         "step": int(step),
         "best": best,
         "metrics": metrics,
+        "loss_weights": loss_weights or {},  # the resolved weights ("auto" is measured once, then kept)
         "rng": {"torch": torch.get_rng_state()},
     }
 

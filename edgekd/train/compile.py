@@ -53,9 +53,9 @@ class _GraphStep:
                 t.fill_(float(g["lr"]))
                 g["lr"] = t
 
-    def _fwd_bwd(self, x, y):
+    def _fwd_bwd(self, x, y, xt):
         t = self.t
-        zt = t._teacher_async(x)
+        zt = t._teacher_async(xt)
         # cache_enabled=False: autocast's weight-cast cache must not outlive a graph capture.
         with torch.autocast("cuda", dtype=t.amp_dtype, cache_enabled=False) if t.amp_dtype else nullcontext():
             total, losses = t.ddp_model(x, y, zt)
@@ -63,26 +63,28 @@ class _GraphStep:
         t.optimizer.step()
         return total.detach(), {k: v.detach() for k, v in losses.items()}
 
-    def __call__(self, x, y):
+    def __call__(self, x, y, xt=None, keys=None):
         t = self.t
+        xt = x if xt is None else xt  # the teacher's view (no colour jitter); no cache inside a graph
         if self.graph is None:
-            self.x, self.y = x.clone(), y.clone()
+            self.x, self.y, self.xt = x.clone(), y.clone(), xt.clone()
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
                 for _ in range(self.warmup):  # real steps on the first batch, which also builds lazy state
                     t.optimizer.zero_grad(set_to_none=False)
-                    self._fwd_bwd(self.x, self.y)
+                    self._fwd_bwd(self.x, self.y, self.xt)
             torch.cuda.current_stream().wait_stream(side)
             self.graph = torch.cuda.CUDAGraph()
             t.optimizer.zero_grad(set_to_none=False)
             with torch.cuda.graph(self.graph):
                 t.optimizer.zero_grad(set_to_none=False)
-                self.out = self._fwd_bwd(self.x, self.y)
+                self.out = self._fwd_bwd(self.x, self.y, self.xt)
         if x.shape != self.x.shape:
             raise EdgekdError(f"--compile graph needs every batch of shape {tuple(self.x.shape)}; got {tuple(x.shape)}")
         self._sync_lr()
         self.x.copy_(x, non_blocking=True)
         self.y.copy_(y, non_blocking=True)
+        self.xt.copy_(xt, non_blocking=True)
         self.graph.replay()
         return self.out[0].clone(), {k: v.clone() for k, v in self.out[1].items()}

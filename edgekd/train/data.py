@@ -14,13 +14,24 @@ class TaskDataset(Dataset):
 
     Augmentation draws from ``default_rng([seed, epoch, index])``: the same
     sample gets the same augmentation whatever the worker count or a resume.
+
+    With ``teacher_view=True`` items are ``(x, y, x_teacher, key)``: the teacher sees the
+    same geometry (flip, crop) but not the colour jitter, so that without random crops
+    its input depends only on (scene, flip), ``key = 2 * index + flipped``, and its
+    features can be cached (:class:`edgekd.train.teacher_cache.TeacherCache`).
     """
 
-    def __init__(self, source, task, image_size, augment_data: bool = False, seed: int = 0):
+    def __init__(self, source, task, image_size, augment_data: bool = False, seed: int = 0, teacher_view: bool = False):
         self.source, self.task = source, task
         self.image_size = tuple(image_size)
         self.augment_data, self.seed = augment_data, int(seed)
+        self.teacher_view = teacher_view
         self.epoch = 0
+
+    @property
+    def crops(self) -> bool:
+        """Random crops make the teacher's input differ every epoch (depth is never cropped: metric scale)."""
+        return self.augment_data and self.task.name != "depth"
 
     def __len__(self):
         return len(self.source)
@@ -30,12 +41,16 @@ class TaskDataset(Dataset):
         epoch, i = i if isinstance(i, tuple) else (self.epoch, i)
         s = self.source[i]
         if self.augment_data:
-            s = augment(s, np.random.default_rng([self.seed, epoch, int(i)]), crop=self.task.name != "depth")
+            s = augment(s, np.random.default_rng([self.seed, epoch, int(i)]), crop=self.crops)
         s = resize_sample(s, *self.image_size)
         x = torch.from_numpy(normalise(self.task.input_image(s)))
         y = self.task.target(s)
         y = torch.from_numpy(np.array(y)) if not isinstance(y, int) else torch.tensor(y)  # a copy: PIL arrays are read-only
-        return x, y
+        if not self.teacher_view:
+            return x, y
+        clean = resize_sample({"image": s.get("geometric_image", s["image"])}, *self.image_size)
+        xt = torch.from_numpy(normalise(self.task.input_image({**s, **clean})))
+        return x, y, xt, torch.tensor(2 * int(i) + int(s.get("flipped", False)))
 
 
 class EpochSampler(Sampler):

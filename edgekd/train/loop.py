@@ -125,16 +125,22 @@ class Trainer:
         self.task_args = task_args_for(cfg, self.train_src)
         self.task = create_task(cfg["model"]["task"], **self.task_args)
 
-        student = create_student(cfg, self.task)
-        self.teacher = create_teacher(dc["teacher"], dc["teacher_arch"], dc["teacher_weights"] or None)
+        self.log = print if self.dist.is_main and progress else (lambda *a, **k: None)
+        student = create_student(cfg, self.task, log=self.log)
+        self.teacher = create_teacher(dc["teacher"], dc["teacher_arch"], dc["teacher_weights"] or None, tap=dc["teacher_tap"])
         distiller = None
         if self.teacher is not None:
-            distiller = Distiller(dc["method"], dc["projection"], student.feature_channels, self.teacher.channels)
+            distiller = Distiller(dc["method"], dc["projection"], student.feature_channels, self.teacher.channels, dc["normalize"])
         if dc["spectral"] >= student.feature_channels:
             raise EdgekdError(f"--spectral {dc['spectral']} keeps all {student.feature_channels} channels of {cfg['model']['student']}: "
                               f"nothing is suppressed; use a rank below {student.feature_channels} (the paper uses 2 to 8)")
-        spectral = SpectralRegulariser(dc["spectral"], dc["spectral_iters"], reduction="elements") if dc["spectral"] > 0 else None
-        self.model = DistillModel(student, self.task, distiller, spectral, dc["weight"], dc["spectral_weight"])
+        spectral = None
+        if dc["spectral"] > 0:
+            spectral = SpectralRegulariser(dc["spectral"], dc["spectral_iters"], reduction="elements",
+                                           norm=dc["spectral_norm"], scope=dc["spectral_scope"])
+        # "auto" weights are set from gradient norms before the first step (train/strength.py).
+        numeric = lambda w: 0.0 if w == "auto" else w  # noqa: E731
+        self.model = DistillModel(student, self.task, distiller, spectral, numeric(dc["weight"]), numeric(dc["spectral_weight"]))
 
         cuda = self.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if cuda else None
@@ -146,13 +152,17 @@ class Trainer:
             self.teacher.to(self.device, dtype=self._teacher_dtype, memory_format=mem)
         self.memory_format = mem
 
-        params = [p for p in self.model.parameters() if p.requires_grad]
         kw = {"fused": True} if cuda else {}
-        self.optimizer = torch.optim.AdamW(params, lr=tc["lr"], weight_decay=tc["weight_decay"], **kw)
+        self.optimizer = torch.optim.AdamW(self._param_groups(), lr=tc["lr"], weight_decay=tc["weight_decay"], **kw)
 
         bs = tc["batch_size"]
-        self.train_ds = TaskDataset(self.train_src, self.task, size, augment_data=tc["augment"], seed=tc["seed"])
+        self.train_ds = TaskDataset(self.train_src, self.task, size, augment_data=tc["augment"], seed=tc["seed"],
+                                    teacher_view=self.teacher is not None)
         self.val_ds = TaskDataset(self.val_src, self.task, size)
+        # A fixed subset of the training scenes, un-augmented: the train/val gap shows overfitting (issue 11).
+        n_fit = min(tc["train_eval_size"], len(self.train_src))
+        self.train_eval_ds = torch.utils.data.Subset(TaskDataset(self.train_src, self.task, size), range(n_fit)) if n_fit else None
+        self.teacher_cache = self._make_teacher_cache(dc["cache_teacher"], cfg["model"]["compile"])
         self.sampler = EpochSampler(len(self.train_ds), bs, tc["seed"], self.dist.rank, self.dist.world)
         self.steps_per_epoch = self.sampler.steps_per_epoch()
         self.total_steps = tc["epochs"] * self.steps_per_epoch
@@ -177,8 +187,34 @@ class Trainer:
         self._teacher_stream = None
         self.epoch, self.epoch_step, self.step = 0, 0, 0
         self.best = None
+        self.diagnostics = None
         if resume:
             self._resume()
+
+    def _param_groups(self) -> list:
+        """Student and projector(s) as separate groups: the projector has its own lr and weight decay
+        (``distill.projector_lr``, 0 = the student's; ``distill.projector_weight_decay``)."""
+        dc, tc = self.cfg["distill"], self.cfg["train"]
+        proj = [p for p in (self.model.distiller.parameters() if self.model.distiller is not None else []) if p.requires_grad]
+        ids = {id(p) for p in proj}
+        rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in ids]
+        groups = [{"params": rest, "name": "student"}]
+        if proj:
+            groups.append({"params": proj, "name": "projector", "lr": dc["projector_lr"] or tc["lr"],
+                           "weight_decay": dc["projector_weight_decay"]})
+        return groups
+
+    def _make_teacher_cache(self, mode: str, compile_mode: str):
+        from .teacher_cache import TeacherCache
+
+        if self.teacher is None or mode == "off":
+            return None
+        if self.train_ds.crops or compile_mode == "graph":
+            why = "random crops change the teacher's input every epoch" if self.train_ds.crops else "--compile graph runs the teacher inside the graph"
+            if mode == "on":
+                raise EdgekdError(f"distill.cache_teacher = on, but {why}; use cache_teacher = auto or off (or --set train.augment=false)")
+            return None
+        return TeacherCache()
 
     # ----------------------------------------------------------------- set-up helpers
     def _check_run_dir(self, resume: bool, overwrite: bool):
@@ -201,6 +237,8 @@ class Trainer:
 
     def _resume(self):
         ck = ckpt_io.load_for_resume(self.out / "last.pt")
+        if ck.get("loss_weights"):
+            self.model.weight, self.model.spectral_weight = ck["loss_weights"]["distill"], ck["loss_weights"]["spectral"]
         self.model.student.load_state_dict(ck["student"])
         extra = self.model.extra_modules()
         if "spectral.V" in ck["extra"]:  # the spectral subspace buffer's shape is known only after a step
@@ -218,7 +256,7 @@ class Trainer:
         return ckpt_io.make_checkpoint(
             cfg=self.cfg, task_args=self.task_args, student=self.model.student, extra=self.model.extra_modules(),
             optimizer=self.optimizer, scheduler=self.scheduler, epoch=self.epoch, step=self.step,
-            epoch_step=self.epoch_step, best=self.best, metrics=metrics or {},
+            epoch_step=self.epoch_step, best=self.best, metrics=metrics or {}, loss_weights=self.model.weights(),
         )
 
     def _save_last(self, metrics=None):
@@ -234,9 +272,12 @@ class Trainer:
         with torch.no_grad():
             return self.teacher(x.to(self._teacher_dtype))
 
-    def _teacher_async(self, x):
+    def _teacher_async(self, x, keys=None):
         """On CUDA the frozen teacher runs on a side stream, overlapping the student's forward pass;
-        the student waits for it only where the distillation term needs ``Z_t``."""
+        the student waits for it only where the distillation term needs ``Z_t``.  With a cache,
+        known (scene, flip) keys skip the teacher."""
+        if self.teacher is not None and self.teacher_cache is not None and keys is not None:
+            return self.teacher_cache.features(x, keys, self._teacher_features)
         if self.teacher is None or self.device.type != "cuda":
             return self._teacher_features(x)
         if self._teacher_stream is None:
@@ -247,8 +288,8 @@ class Trainer:
             zt = self._teacher_features(x)
         return PendingFeatures(zt, side)
 
-    def _eager_step(self, x, y):
-        zt = self._teacher_async(x)
+    def _eager_step(self, x, y, xt=None, keys=None):
+        zt = self._teacher_async(x if xt is None else xt, keys)
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else nullcontext():
             total, losses = self.ddp_model(x, y, zt)
@@ -292,6 +333,10 @@ class Trainer:
         metrics = getattr(self, "_last_metrics", {})  # a resumed, already finished run keeps its figures
         stop = bool(tc["max_steps"]) and self.step >= tc["max_steps"]
         loader = make_train_loader(self.train_ds, self.sampler, workers, pin)
+        fit_loader = make_val_loader(self.train_eval_ds, tc["batch_size"], workers, pin) if self.train_eval_ds is not None else None
+        if self.step == 0:
+            self._calibrate_and_diagnose()
+        last_batch = None
         while self.epoch < tc["epochs"] and not stop:
             self.sampler.set_epoch(self.epoch, self.epoch_step)
             self.ddp_model.train()
@@ -299,10 +344,9 @@ class Trainer:
             pending = []
             bar = tqdm(total=self.steps_per_epoch, initial=self.epoch_step, disable=not self.progress,
                        desc=f"epoch {self.epoch + 1}/{tc['epochs']}", unit="step", dynamic_ncols=True, leave=True)
-            for x, y in loader:
-                x = x.to(self.device, non_blocking=True, memory_format=self.memory_format)
-                y = y.to(self.device, non_blocking=True)
-                total, losses = self.step_fn(x, y)
+            for batch in loader:
+                last_batch = self._to_device(batch)
+                total, losses = self.step_fn(*last_batch)
                 self.scheduler.step()
                 self.step += 1
                 self.epoch_step += 1
@@ -319,32 +363,145 @@ class Trainer:
                     break
             self._check_finite(pending)
             bar.close()
-            metrics = evaluate(self.model.student, self.task, val_loader, self.device, self.amp_dtype)
             train_means = {f"train_{k}": float(np.mean([d[k] for d in self._epoch_losses])) for k in (self._epoch_losses[0] if self._epoch_losses else {})}
             finished_epoch = self.epoch_step >= self.steps_per_epoch
-            record = {"epoch": self.epoch + 1, "step": self.step, **train_means, **{k: v for k, v in metrics.items() if not isinstance(v, list)}}
+            record = {"epoch": self.epoch + 1, "step": self.step, **train_means, **self._strength_record(last_batch)}
             if finished_epoch or stop:
                 self.epoch += 1 if finished_epoch else 0
                 self.epoch_step = 0 if finished_epoch else self.epoch_step
-            primary = metrics[self.task.primary_metric]
-            improved = self.best is None or (primary > self.best if self.task.higher_is_better else primary < self.best)
-            if improved:
-                self.best = primary
+            every = tc["eval_every"]
+            evaluate_now = stop or self.epoch >= tc["epochs"] or (every and record["epoch"] % every == 0)
+            improved = False
+            if evaluate_now:
+                metrics = self._evaluate(val_loader, fit_loader)
+                record.update(metrics)
+                primary = metrics[self.task.primary_metric]
+                improved = self.best is None or (primary > self.best if self.task.higher_is_better else primary < self.best)
+                if improved:
+                    self.best = primary
             if self.dist.is_main:
                 append_jsonl(self.out / "metrics.jsonl", record)
                 if self.model.distiller is not None:
-                    sv = self.model.distiller.singular_values().tolist()
-                    append_jsonl(self.out / "spectrum.jsonl", {"epoch": record["epoch"], "step": self.step, "singular_values": sv})
+                    d = self.model.distiller
+                    append_jsonl(self.out / "spectrum.jsonl", {"epoch": record["epoch"], "step": self.step,
+                                                               "singular_values": d.singular_values().tolist(),
+                                                               "delta_singular_values": d.delta_singular_values().tolist()})
                 self._save_last(metrics)
                 if improved:
                     ckpt_io.save(self.out / "best.pt", self._checkpoint(metrics))
                 self._print_epoch(record)
         summary = {"run_dir": str(self.out), "epochs": self.epoch, "steps": self.step, "best": {self.task.primary_metric: self.best},
-                   "final": {k: v for k, v in metrics.items() if not isinstance(v, list)}}
+                   "final": metrics, "loss_weights": self.model.weights(), "diagnostics": self.diagnostics}
         if self.dist.is_main:
             atomic_write_json(self.out / "summary.json", summary)
         cleanup(self.dist)
         return summary
+
+    # ----------------------------------------------------------------- loss strength (train/strength.py)
+    def _aux_terms(self) -> bool:
+        return self.model.distiller is not None or self.model.spectral is not None
+
+    def _term_norms(self, batches) -> dict:
+        """Mean gradient norm of each term on ``Z_s`` over device batches, without side effects on
+        BatchNorm statistics (the measurement must not change the run it measures)."""
+        from .strength import mean_norms
+
+        student = self.model.student
+        saved = {k: v.clone() for k, v in student.state_dict().items() if "running" in k or "num_batches" in k}
+        reduce = None
+        if self.dist.enabled:
+            import torch.distributed as tdist
+
+            def reduce(v):
+                v = v.to(self.device)
+                tdist.all_reduce(v)
+                return (v / self.dist.world).cpu()
+        try:
+            with torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else nullcontext():
+                return mean_norms([(x, y, self._teacher_async(xt, keys)) for x, y, xt, keys in batches], self.model, reduce)
+        finally:
+            student.load_state_dict(saved, strict=False)
+
+    def _calibrate_and_diagnose(self):
+        """Once, before the first step: gradient ratios at the configured weights, ``auto`` weights set
+        from them, the rows-per-batch vs teacher-channels check; warnings in one line each."""
+        from torch.utils.data import default_collate
+
+        from .strength import auto_weight, ratios
+
+        if not self._aux_terms():
+            return
+        dc, bs = self.cfg["distill"], self.cfg["train"]["batch_size"]
+        self.sampler.set_epoch(0, 0)
+        idx = list(self.sampler)
+        k = max(1, min(4, len(idx) // bs))
+        batches = [self._to_device(default_collate([self.train_ds[t] for t in idx[j * bs:(j + 1) * bs]])) for j in range(k)]
+        norms = self._term_norms(batches)
+        at_one = ratios(norms, {"distill": 1.0, "spectral": 1.0})
+        for term, key in (("distill", "weight"), ("spectral", "spectral_weight")):
+            if term in norms and dc[key] == "auto":
+                setattr(self.model, "weight" if term == "distill" else "spectral_weight", auto_weight(norms, term, dc["grad_ratio"]))
+        x = batches[0][0]
+        with torch.no_grad():
+            zs_shape = self.model.student(x[:1], return_features=True)[1].shape
+        rows = x.shape[0] * zs_shape[-2] * zs_shape[-1]
+        self.diagnostics = {"batches": k, "grad_norms": norms, "ratio_at_weight_1": at_one, "weights": self.model.weights(),
+                            "ratio": ratios(norms, self.model.weights()), "rows_per_batch": rows,
+                            "teacher_channels": self.teacher.channels if self.teacher is not None else None,
+                            "student_channels": zs_shape[1], "grad_ratio_target": dc["grad_ratio"]}
+        self._report_diagnostics()
+
+    def _report_diagnostics(self):
+        import sys
+
+        d = self.diagnostics
+        if self.dist.is_main:
+            atomic_write_json(self.out / "diagnostics.json", d)
+        parts = [f"{t} {d['ratio'][t]:.3g} (w={d['weights'][t]:.4g})" for t in d["ratio"]]
+        self.log(f"step-0 gradient on Z_s relative to the task's: {', '.join(parts)}; rows per batch {d['rows_per_batch']}"
+                 + (f" vs {d['teacher_channels']} teacher channels" if d["teacher_channels"] else ""))
+        warn = []
+        for t, r in d["ratio"].items():
+            if r < 0.01:
+                warn.append(f"warning: the {t} term's gradient is {100 * r:.2g}% of the task's: it barely acts; "
+                            f"use --{'distill' if t == 'distill' else 'spectral'}-weight auto")
+        if d["teacher_channels"] and d["rows_per_batch"] < d["teacher_channels"]:
+            warn.append(f"warning: {d['rows_per_batch']} feature rows per batch < {d['teacher_channels']} teacher channels: "
+                        f"the projector can fit any batch; use a larger --image-size or --batch-size")
+        if self.dist.is_main:
+            for w in warn:
+                print(w, file=sys.stderr, flush=True)
+
+    def _strength_record(self, batch) -> dict:
+        """Weights and weighted gradient ratios on the epoch's last batch (logged each epoch)."""
+        from .strength import ratios
+
+        if batch is None or not self._aux_terms():
+            return {}
+        norms = self._term_norms([batch])
+        w = self.model.weights()
+        out = {f"weight_{t}": w[t] for t in ratios(norms, w)}
+        out.update({f"grad_ratio_{t}": r for t, r in ratios(norms, w).items()})
+        return out
+
+    def _to_device(self, batch) -> tuple:
+        """(x, y[, x_teacher, keys]) on the training device; the teacher's view defaults to ``x``."""
+        x, y = batch[0], batch[1]
+        x = x.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        y = y.to(self.device, non_blocking=True)
+        if len(batch) == 2:
+            return x, y, x, None
+        xt = batch[2].to(self.device, non_blocking=True, memory_format=self.memory_format)
+        return x, y, xt, batch[3]
+
+    def _evaluate(self, val_loader, fit_loader) -> dict:
+        """Validation metrics, plus ``train_<metric>`` on the fixed training subset (the overfitting gap)."""
+        scalar = lambda m: {k: v for k, v in m.items() if not isinstance(v, list)}  # noqa: E731
+        metrics = scalar(evaluate(self.model.student, self.task, val_loader, self.device, self.amp_dtype))
+        if fit_loader is not None:
+            fit = scalar(evaluate(self.model.student, self.task, fit_loader, self.device, self.amp_dtype))
+            metrics.update({f"train_{k}": v for k, v in fit.items()})
+        return metrics
 
     def _print_epoch(self, record: dict):
         if not self.progress:

@@ -3,10 +3,17 @@ exactly what trains (the frozen teacher stays outside, DESIGN.md §6)."""
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 
 
 class DistillModel(nn.Module):
+    """``forward(x, y, zt)`` -> (total, losses): ``L_task + w * L_distill + w_s * L_spectral``.
+
+    ``zt`` is a tensor or a :class:`edgekd.train.loop.PendingFeatures` (computed on a side stream).
+    Weights may be set after construction (``auto`` weights: :mod:`edgekd.train.strength`).
+    """
+
     def __init__(self, student, task, distiller=None, spectral=None, weight: float = 1.0, spectral_weight: float = 1.0):
         super().__init__()
         self.student, self.distiller, self.spectral = student, distiller, spectral
@@ -22,16 +29,22 @@ class DistillModel(nn.Module):
             d["spectral"] = self.spectral
         return d
 
-    def forward(self, x, y, zt=None):
+    def terms(self, x, y, zt=None) -> tuple[torch.Tensor, dict]:
+        """``Z_s`` and the unweighted loss terms (``task``, and ``distill`` / ``spectral`` when on)."""
         out, zs = self.student(x, return_features=True)
         losses = {"task": self.task.loss(out, y)}
-        total = losses["task"]
         if self.distiller is not None:
-            if hasattr(zt, "get"):  # computed on a side stream (train/loop.py: PendingFeatures)
-                zt = zt.get()
+            zt = zt.get() if not isinstance(zt, torch.Tensor) else zt
             losses["distill"] = self.distiller(zs, zt)["distill"]
-            total = total + self.weight * losses["distill"]
         if self.spectral is not None:
             losses["spectral"] = self.spectral(zs)
-            total = total + self.spectral_weight * losses["spectral"]
+        return zs, losses
+
+    def weights(self) -> dict:
+        return {"distill": self.weight, "spectral": self.spectral_weight}
+
+    def forward(self, x, y, zt=None):
+        _, losses = self.terms(x, y, zt)
+        w = self.weights()
+        total = sum(losses[k] * (1.0 if k == "task" else w[k]) for k in losses)
         return total, losses
