@@ -247,6 +247,19 @@ def write_differences(out: Path, rows: list[dict], task: str) -> tuple[Path, Pat
             atomic_write_json(out / "differences.json", {"task": task, "differences": diffs}))
 
 
+def _resolved_best(stats, info, teachers, primary, higher, vs_base) -> set:
+    """The best cell per teacher (on the primary metric's mean), kept only when resolved better than no teacher:
+    a mean that noise could have produced is no winner."""
+    best = set()
+    for t in teachers:
+        cands = [(stats[c][primary][0], c) for c, i in info.items() if i["label"] == t and primary in stats[c]]
+        if cands:
+            b = (max if higher else min)(cands)[1]
+            if vs_base.get(b, {}).get("verdict") == "better":
+                best.add(b)
+    return best
+
+
 def table(rows: list[dict], task: str) -> tuple[str, str]:
     """Markdown and CSV tables like the paper's Table 1 (rows: method/projection; columns: teachers)."""
     s = summarise(rows, task)
@@ -259,14 +272,7 @@ def table(rows: list[dict], task: str) -> tuple[str, str]:
     vs_base = {d["cell"]: d for d in differences(rows, task) if d["against"] == "no teacher"}
     teachers = list(dict.fromkeys(i["label"] for i in info.values() if i["teacher"] != "none"))
     row_keys = list(dict.fromkeys((i["method"], i["projection"], i["spectral"]) for i in info.values() if i["teacher"] != "none"))
-    # best cell per teacher (on the primary metric's mean), bolded only when resolved better than no teacher
-    best = set()
-    for t in teachers:
-        cands = [(stats[c][primary][0], c) for c, i in info.items() if i["label"] == t and primary in stats[c]]
-        if cands:
-            b = (max if higher else min)(cands)[1]
-            if vs_base.get(b, {}).get("verdict") == "better":
-                best.add(b)
+    best = _resolved_best(stats, info, teachers, primary, higher, vs_base)
 
     def cell_text(cid, md=True):
         st = stats.get(cid, {})

@@ -13,8 +13,8 @@ over ``n`` seeds, mean ``d̄`` and sample standard deviation ``s_d`` (n-1 in the
 * paired t statistic: ``t = d̄ / (s_d / sqrt(n))``;
 * minimum detectable difference (MDD) at ``n`` seeds, for a two-sided test at α = 0.05 with
   power 0.8: ``MDD(n) = (t_{1-α/2, n-1} + t_{power, n-1}) · s_d / sqrt(n)``.  A true difference
-  smaller than the MDD is more likely than not (well, more than 20% likely) to be missed:
-  "not resolved" then means "not detected", not "no effect";
+  as large as the MDD is detected 80% of the time; a smaller one is missed more often than that,
+  so "not resolved" means "not detected", not "no effect";
 * "needs ≈ N seeds": the smallest ``N`` (2 ≤ N ≤ 200) with ``MDD(N) < |d̄|`` at the observed
   ``s_d``; "> 200" beyond the cap; "—" when ``d̄ = 0`` (no difference to detect).
 
