@@ -223,11 +223,14 @@ def compare(**kw):
     \b
     Same data and budget for every cell; finished runs are skipped, interrupted ones resumed.
     Writes OUT/results.jsonl, OUT/table.md and OUT/table.csv (mean ± std over seeds, change over
-    no teacher, best cell per teacher in bold); then run: edgekd report OUT
+    no teacher, best cell per teacher in bold only when resolved better than no teacher), and
+    OUT/differences.md/.csv/.json: each cell minus its reference (no teacher; inverted minus
+    traditional) paired over the seeds both have, 95% CI, t, minimum detectable difference and
+    a verdict (better / worse / not resolved, needs ≈ N seeds); then run: edgekd report OUT
     """
     from pathlib import Path
 
-    from .report.compare import grid_cells, run_grid, write_tables
+    from .report.compare import grid_cells, run_grid, write_differences, write_tables
 
     cfg = resolve_config({**kw, "teacher": None, "spectral": None})
     if kw["distill_weight"] is not None:
@@ -258,7 +261,9 @@ def compare(**kw):
     rows = run_grid(cfg, cells, list(range(kw["seeds"])), out, weights, progress=not kw["quiet"])
     md, _ = write_tables(out, rows, cfg["model"]["task"])
     click.echo(md.read_text())
-    click.echo(f"tables in {out}/table.md and table.csv; figures: edgekd report {out}")
+    diff_md = write_differences(out, rows, cfg["model"]["task"])[0]
+    click.echo(diff_md.read_text())
+    click.echo(f"tables in {out}/table.md, table.csv and differences.md/.csv/.json; figures: edgekd report {out}")
 
 
 @cli.command()

@@ -15,7 +15,15 @@ def test_compare_table_restart_and_report(tmp_path):
     assert len(rows) == 3 * 2  # none + two projections, two seeds each
     assert {r["seed"] for r in rows} == {0, 1}
     md = (out / "table.md").read_text()
-    assert "| fitnet | inverted |" in md and "| fitnet | traditional |" in md and "±" in md and "%" in md and "**" in md
+    assert "| fitnet | inverted |" in md and "| fitnet | traditional |" in md and "±" in md and "%" in md
+    diffs = json.loads((out / "differences.json").read_text())["differences"]
+    assert {(d["cell"], d["against"]) for d in diffs} == {("random-resnet18-fitnet-inverted", "no teacher"),
+                                                         ("random-resnet18-fitnet-traditional", "no teacher"),
+                                                         ("random-resnet18-fitnet-inverted", "traditional")}
+    assert all(d["n"] == 2 and d["ci_low"] is not None for d in diffs)
+    if not any(d["verdict"] == "better" and d["against"] == "no teacher" for d in diffs):
+        assert "**" not in md  # a tiny run resolves nothing: no winner is bolded
+    assert "| verdict |" in (out / "differences.md").read_text()
     csv = (out / "table.csv").read_text().splitlines()
     assert csv[0].startswith("teacher,method,projection,spectral,seeds,d1_mean,d1_std") and len(csv) == 4
     # seeds really differ (different initialisation, same data)
@@ -28,7 +36,7 @@ def test_compare_table_restart_and_report(tmp_path):
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and "spectral r=2" in (out / "table.md").read_text()
     run_cli(["report", out])
-    for f in ("compare.png", "spectra.png", "report.md", "report.html", "effective_ranks.json"):
+    for f in ("forest.png", "compare.png", "spectra.png", "report.md", "report.html", "effective_ranks.json"):
         assert (out / "report" / f).stat().st_size > 0, f
     assert "compare.png" in (out / "report" / "report.md").read_text()
 

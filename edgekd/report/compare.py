@@ -5,7 +5,12 @@ trained ``seeds`` times with the same budget and the same data; finished runs
 are skipped and interrupted ones resumed, so the command can be stopped and
 restarted.  Results go to ``results.jsonl`` (one line per run) and the tables
 to ``table.md`` / ``table.csv``: mean +- std over seeds, the change in % over
-the no-teacher baseline, the best cell per teacher marked.
+the no-teacher baseline (on the seeds both have), the best cell per teacher in
+bold only when it is resolved better than no teacher.  ``differences.md`` /
+``.csv`` / ``.json`` decide each cell against its reference (no teacher; and,
+for an inverted cell, the traditional projection with the same teacher, method
+and rank): paired difference over seeds, 95% interval, t, minimum detectable
+difference and a verdict (see :mod:`edgekd.report.stats`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EdgekdError
-from ..fileio import atomic_write_json, atomic_write_text
+from ..fileio import atomic_write_json, atomic_write_text, read_jsonl
+from .stats import paired
 
 # Metrics shown in the table per task (the primary one first), as in the paper's Table 1.
 TABLE_METRICS = {"depth": ("d1", "abs_rel", "rmse"), "segmentation": ("miou", "pixel_acc"), "classification": ("top1",),
@@ -123,10 +129,20 @@ def collect(out: Path) -> list[dict]:
             if not (run_dir / "summary.json").exists():
                 continue
             final = json.loads((run_dir / "summary.json").read_text())["final"]
+            final = {**_train_metrics(run_dir, final), **final}
             rows.append({**{k: cell[k] for k in ("id", "label", "teacher", "method", "projection", "spectral")},
                          "seed": seed, "metrics": final, "run": str(run_dir)})
     atomic_write_text(out / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     return rows
+
+
+def _train_metrics(run_dir: Path, final: dict) -> dict:
+    """``train_<metric>`` of the last epoch (the task metric on a fixed subset of the training scenes), where logged."""
+    try:
+        last = read_jsonl(run_dir / "metrics.jsonl")[-1]
+    except (OSError, IndexError, ValueError):
+        return {}
+    return {f"train_{k}": last[f"train_{k}"] for k in final if isinstance(last.get(f"train_{k}"), (int, float))}
 
 
 def summarise(rows: list[dict], task: str) -> dict:
@@ -151,40 +167,132 @@ def _fmt(mean, std, k):
     return f"{mean:.{p}f} ± {std:.{p}f}"
 
 
+def primary_metric(task: str) -> tuple[str, bool]:
+    """The task's primary table metric and whether higher is better."""
+    metrics = TABLE_METRICS.get(task, ())
+    if not metrics:
+        raise EdgekdError(f"no table metrics for task {task!r}; known: {', '.join(TABLE_METRICS)}")
+    return metrics[0], metrics[0] not in LOWER_IS_BETTER
+
+
+def references(info: dict) -> list[tuple[str, str, str]]:
+    """(cell, reference cell, what the reference is): every cell against the plain student (no teacher, no
+    spectral term); an inverted cell also against the traditional one with the same teacher, method and rank."""
+    base = next((c for c, i in info.items() if i["teacher"] == "none" and not i["spectral"]), None)
+    pairs = []
+    for c, i in info.items():
+        if base and c != base:
+            pairs.append((c, base, "no teacher"))
+        if i["projection"] == "inverted":
+            key = (i["label"], i["method"], i["spectral"])
+            trad = next((t for t, j in info.items() if j["projection"] == "traditional" and (j["label"], j["method"], j["spectral"]) == key), None)
+            if trad:
+                pairs.append((c, trad, "traditional"))
+    return pairs
+
+
+def differences(rows: list[dict], task: str) -> list[dict]:
+    """Each cell against its references on the primary metric, paired over the seeds both have."""
+    primary, higher = primary_metric(task)
+    values: dict[str, dict] = {}
+    info = {}
+    for r in rows:
+        info[r["id"]] = r
+        if primary in r["metrics"]:
+            values.setdefault(r["id"], {})[r["seed"]] = r["metrics"][primary]
+    out = []
+    for c, ref, kind in references(info):
+        p = paired(values.get(c, {}), values.get(ref, {}), higher)
+        out.append({"cell": c, "reference": ref, "against": kind, "metric": primary, "higher_is_better": higher, **p.to_dict()})
+    return out
+
+
+def _num(x, p=4, sign=False):
+    if x is None:
+        return "—"
+    fmt = "e" if 0 < abs(x) < 10 ** -(p - 1) else "f"  # a 1e-6 difference must not read as 0.0000
+    return f"{x:{'+' if sign else ''}.{p if fmt == 'f' else 1}{fmt}}"
+
+
+def differences_table(diffs: list[dict], task: str) -> tuple[str, str]:
+    """Markdown and CSV of :func:`differences`."""
+    primary, higher = primary_metric(task)
+    md = [f"Paired differences of {primary} ({'higher' if higher else 'lower'} is better) over the seeds both cells have: "
+          "cell − reference, its 95% confidence interval (Student t), the paired t, and the minimum detectable difference "
+          "(MDD: the smallest true difference these seeds would detect 80% of the time at α = 0.05). "
+          "Verdict: better / worse when the interval excludes 0; otherwise *not resolved*: not detected with these seeds, "
+          "which is not the same as no effect; “needs ≈ N seeds” is the seed count at which the MDD, at the observed spread, "
+          "falls below the observed difference.", "",
+          f"| cell | against | pairs | Δ {primary} | Δ % | 95% CI | t | MDD | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    for d in diffs:
+        pairs = f"{d['n']}" + (f" ({d['unpaired']} unpaired)" if d["unpaired"] else "")
+        ci = f"[{_num(d['ci_low'], sign=True)}, {_num(d['ci_high'], sign=True)}]" if d["ci_low"] is not None else "—"
+        rel = "—" if d["rel"] is None else f"{d['rel'] * 100:+.1f}%"
+        t = "—" if d["t"] is None else f"{d['t']:+.2f}"
+        md.append(f"| {d['cell']} | {d['against']} | {pairs} | {_num(d['mean'], sign=True)} | {rel} | {ci} | {t} | {_num(d['mdd'])} | {d['verdict']} |")
+    buf = io.StringIO()
+    cols = ["cell", "reference", "against", "metric", "n", "unpaired", "mean", "rel", "ci_low", "ci_high", "t", "sd", "mdd", "needs", "verdict"]
+    w = csv.writer(buf)
+    w.writerow(cols)
+    for d in diffs:
+        w.writerow(["" if d[k] is None else d[k] for k in cols])
+    return "\n".join(md) + "\n", buf.getvalue()
+
+
+def write_differences(out: Path, rows: list[dict], task: str) -> tuple[Path, Path, Path]:
+    """OUT/differences.md, .csv and .json."""
+    diffs = differences(rows, task)
+    md, csv_text = differences_table(diffs, task)
+    return (atomic_write_text(out / "differences.md", md), atomic_write_text(out / "differences.csv", csv_text),
+            atomic_write_json(out / "differences.json", {"task": task, "differences": diffs}))
+
+
+def _resolved_best(stats, info, teachers, primary, higher, vs_base) -> set:
+    """The best cell per teacher (on the primary metric's mean), kept only when resolved better than no teacher:
+    a mean that noise could have produced is no winner."""
+    best = set()
+    for t in teachers:
+        cands = [(stats[c][primary][0], c) for c, i in info.items() if i["label"] == t and primary in stats[c]]
+        if cands:
+            b = (max if higher else min)(cands)[1]
+            if vs_base.get(b, {}).get("verdict") == "better":
+                best.add(b)
+    return best
+
+
 def table(rows: list[dict], task: str) -> tuple[str, str]:
     """Markdown and CSV tables like the paper's Table 1 (rows: method/projection; columns: teachers)."""
     s = summarise(rows, task)
     stats, info, metrics = s["stats"], s["info"], s["metrics"]
     if not stats:
         raise EdgekdError("no finished runs to tabulate yet; run edgekd compare first")
-    primary = metrics[0]
-    lower = primary in LOWER_IS_BETTER
-    baseline = next((stats[c][primary][0] for c, i in info.items() if i["teacher"] == "none" and not i["spectral"] and primary in stats[c]), None)
+    primary, higher = primary_metric(task)
+    train_key = f"train_{primary}"
+    has_train = any(train_key in st for st in stats.values())
+    vs_base = {d["cell"]: d for d in differences(rows, task) if d["against"] == "no teacher"}
     teachers = list(dict.fromkeys(i["label"] for i in info.values() if i["teacher"] != "none"))
     row_keys = list(dict.fromkeys((i["method"], i["projection"], i["spectral"]) for i in info.values() if i["teacher"] != "none"))
-    # best cell per teacher (on the primary metric's mean)
-    best = {}
-    for t in teachers:
-        cands = [(stats[c][primary][0], c) for c, i in info.items() if i["label"] == t and primary in stats[c]]
-        if cands:
-            best[t] = (min if lower else max)(cands)[1]
+    best = _resolved_best(stats, info, teachers, primary, higher, vs_base)
 
     def cell_text(cid, md=True):
         st = stats.get(cid, {})
         if primary not in st:
             return "-"
         parts = [_fmt(*st[k][:2], k) for k in metrics if k in st]
+        if train_key in st:  # next to val: the gap says whether the student overfits
+            parts[0] += f" (train {_fmt(*st[train_key][:2], primary)})"
         text = " / ".join(parts)
-        if baseline:
-            gain = (baseline - st[primary][0]) / baseline if lower else (st[primary][0] - baseline) / baseline
-            text += f" ({gain * 100:+.1f}%)"
-        n = st[primary][2]
-        if md and any(cid == b for b in best.values()):
+        d = vs_base.get(cid)
+        if d and d["rel"] is not None:  # on the paired seeds only: a 1-seed cell is not set against a 3-seed mean
+            text += f" ({d['rel'] * 100:+.1f}%" + (f", {d['n']} paired" if d["n"] != st[primary][2] else "") + ")"
+        if md and cid in best:
             text = f"**{text}**"
+        n = st[primary][2]
         return text + (f" n={n}" if n < 2 else "")
 
-    header = " / ".join(metrics)
-    md = [f"Metrics per cell: {header} (mean ± std over seeds; in brackets the change of {primary} over no teacher; best per teacher in bold).", ""]
+    header = " / ".join((f"{k} (train {k})" if k == primary and has_train else k) for k in metrics)
+    md = [f"Metrics per cell: {header} (mean ± std over seeds; in brackets the change of {primary} over no teacher on the "
+          "seeds both have; best per teacher in bold only where resolved better than no teacher, see differences.md).", ""]
     none_rows = [(c, i) for c, i in info.items() if i["teacher"] == "none"]
     for c, i in sorted(none_rows, key=lambda x: x[1]["spectral"]):
         name = "no teacher" if not i["spectral"] else f"no teacher + spectral r={i['spectral']}"
@@ -192,11 +300,12 @@ def table(rows: list[dict], task: str) -> tuple[str, str]:
     md += ["", "| method | projection | " + " | ".join(teachers) + " |", "|---|---|" + "---|" * len(teachers)]
     csv_buf = io.StringIO()
     w = csv.writer(csv_buf)
-    w.writerow(["teacher", "method", "projection", "spectral", "seeds"] + [f"{k}_{s}" for k in metrics for s in ("mean", "std")])
+    csv_metrics = list(metrics) + ([train_key] if has_train else [])
+    w.writerow(["teacher", "method", "projection", "spectral", "seeds"] + [f"{k}_{s}" for k in csv_metrics for s in ("mean", "std")])
     for c, i in info.items():
         st = stats[c]
         w.writerow([i["label"], i["method"] or "", i["projection"] or "", i["spectral"], st[primary][2] if primary in st else 0]
-                   + [x for k in metrics for x in (st.get(k, (None, None))[:2])])
+                   + [x for k in csv_metrics for x in (st.get(k, (None, None))[:2])])
     for method, proj, r in row_keys:
         cells = []
         for t in teachers:
@@ -210,3 +319,31 @@ def write_tables(out: Path, rows: list[dict], task: str) -> tuple[Path, Path]:
     md, csv_text = table(rows, task)
     return atomic_write_text(out / "table.md", md), atomic_write_text(out / "table.csv", csv_text)
 
+
+def plot_forest(out: Path, diffs: list[dict], task: str) -> Path | None:
+    """Forest plot of the differences: each cell − its reference with its 95% interval, ±MDD shaded, 0 marked."""
+    from .plots import _plt, _save
+
+    if not diffs:
+        return None
+    primary, higher = primary_metric(task)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 0.8 + 0.32 * len(diffs)))
+    colours = {"better": "tab:green", "worse": "tab:red"}
+    for y, d in enumerate(reversed(diffs)):
+        if d["mean"] is None:
+            continue
+        c = colours.get(d["verdict"], "tab:gray")
+        if d["mdd"] is not None:  # what these seeds could detect, around 0
+            ax.plot([-d["mdd"], d["mdd"]], [y, y], color=c, alpha=0.18, lw=7, solid_capstyle="butt")
+        if d["ci_low"] is not None:
+            ax.plot([d["ci_low"], d["ci_high"]], [y, y], color=c, lw=1.6)
+        ax.plot([d["mean"]], [y], "o", color=c, mfc=c if d["n"] > 1 else "white", ms=5)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(diffs)))
+    ax.set_yticklabels([f"{d['cell']} vs {d['against']} (n={d['n']})" for d in reversed(diffs)], fontsize=7)
+    ax.set_ylim(-0.7, len(diffs) - 0.3)
+    ax.set_xlabel(f"Δ {primary}, cell − reference ({'higher' if higher else 'lower'} is better)")
+    ax.set_title("paired differences over seeds: dot = mean, line = 95% CI, shaded = ±MDD (80% power);\n"
+                 "green better, red worse, grey not resolved, hollow = 1 seed", fontsize=8)
+    return _save(fig, out / "report" / "forest.png")
