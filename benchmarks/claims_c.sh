@@ -10,13 +10,15 @@ set -eu
 WORK=${1:?WORK dir}; STAGE=${2:?pilot|teacher|grid}
 SEEDS=${SEEDS:-5}; DRATIO=${DRATIO:-0.3}; SRATIO=${SRATIO:-0.3}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} PYTHONUNBUFFERED=1
-REGIME=(--profile jetson --task depth --student mobilenetv2_100 --student-weights imagenet --image-size 128 160
-        --train-size 64 --val-size 256 --batch-size 16 --epochs 30 --lr 1e-3 --workers 0 --device cpu
-        --set train.warmup_steps=10 --set train.eval_every=0 --set train.train_eval_size=64
+REGIME=(--profile jetson --task depth --student mobilenetv2_100 --student-weights imagenet --image-size 96 128
+        --train-size 64 --val-size 256 --batch-size 32 --epochs 40 --lr 1e-3 --workers 0 --device cpu
+        --set train.warmup_steps=8 --set train.eval_every=${EVAL_EVERY:-0} --set train.train_eval_size=64
         --set distill.spectral_norm=fro --set distill.spectral_scope=batch)
 mkdir -p "$WORK"
 case $STAGE in
 pilot)
+  out="$WORK/pilot/none"  # evaluated every 5 epochs: does the no-teacher student plateau within the budget?
+  [ -f "$out/summary.json" ] || python -m edgekd distill "${REGIME[@]}" --teacher none --seed 100 --set train.eval_every=5 --quiet --out "$out" --overwrite
   for r in 0.1 0.3 1.0; do
     for cell in "fitnet:--teacher random --distill-weight auto" "spectral:--teacher none --spectral 2 --spectral-weight auto"; do
       name=${cell%%:*}; args=${cell#*:}
@@ -24,8 +26,6 @@ pilot)
       [ -f "$out/summary.json" ] || python -m edgekd distill "${REGIME[@]}" $args --set distill.grad_ratio=$r --seed 100 --quiet --out "$out" --overwrite
     done
   done
-  out="$WORK/pilot/none"
-  [ -f "$out/summary.json" ] || python -m edgekd distill "${REGIME[@]}" --teacher none --seed 100 --quiet --out "$out" --overwrite
   python - "$WORK/pilot" <<'PY'
 import json, sys, pathlib
 for d in sorted(pathlib.Path(sys.argv[1]).iterdir()):
@@ -35,8 +35,8 @@ PY
   ;;
 teacher)
   python -m edgekd distill --profile jetson --task depth --student mobilenetv2_100 --student-weights imagenet --teacher none \
-    --image-size 128 160 --train-size 512 --val-size 256 --batch-size 16 --epochs 8 --workers 0 --device cpu \
-    --set train.warmup_steps=20 --set train.eval_every=0 --quiet --out "$WORK/teacher-depth" --overwrite
+    --image-size 96 128 --train-size 512 --val-size 256 --batch-size 32 --epochs 8 --workers 0 --device cpu \
+    --set train.warmup_steps=16 --set train.eval_every=0 --quiet --out "$WORK/teacher-depth" --overwrite
   tail -n 1 "$WORK/teacher-depth/metrics.jsonl"
   ;;
 grid)

@@ -478,7 +478,8 @@ class Trainer:
 
         if batch is None or not self._aux_terms():
             return {}
-        norms = self._term_norms([batch])
+        x, y, xt, keys = batch  # a few samples suffice for a ratio of norms (every loss is a batch mean)
+        norms = self._term_norms([(x[:4], y[:4], xt[:4], None if keys is None else keys[:4])])
         w = self.model.weights()
         out = {f"weight_{t}": w[t] for t in ratios(norms, w)}
         out.update({f"grad_ratio_{t}": r for t, r in ratios(norms, w).items()})
