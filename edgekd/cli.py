@@ -237,10 +237,17 @@ def _check_teacher_options(cfg: dict, kw: dict) -> None:
             opt = "--" + given[0].replace("_", "-")
             raise EdgekdError(f"--teacher none and {opt} {kw[given[0]]} contradict each other: without a teacher there is no "
                               f"distillation term; drop {opt} or name a teacher (--teacher random)")
-    if kind == "checkpoint" and not Path(teacher).expanduser().is_file():
-        raise EdgekdError(f"teacher checkpoint {teacher} does not exist; train one with edgekd distill, or use --teacher random")
-    if kind == "named" and d["teacher_weights"] and not Path(d["teacher_weights"]).expanduser().is_file():
-        raise EdgekdError(f"teacher weights file {d['teacher_weights']} does not exist; give a local .pth/.pt/.safetensors file")
+    from .fileio import check_torch_file
+
+    if kind == "checkpoint":
+        if not Path(teacher).expanduser().is_file():
+            raise EdgekdError(f"teacher checkpoint {teacher} does not exist; train one with edgekd distill, or use --teacher random")
+        check_torch_file(teacher, "teacher checkpoint")
+    if kind == "named" and d["teacher_weights"]:
+        if not Path(d["teacher_weights"]).expanduser().is_file():
+            raise EdgekdError(f"teacher weights file {d['teacher_weights']} does not exist; give a local .pth/.pt/.safetensors file")
+        if not d["teacher_weights"].endswith(".safetensors"):
+            check_torch_file(d["teacher_weights"], "teacher weights")
 
 
 def _describe_run(trainer):

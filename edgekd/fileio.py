@@ -146,6 +146,16 @@ def _first_line(e: BaseException) -> str:
     return lines[0][:160]
 
 
+def check_torch_file(path, what: str = "checkpoint") -> None:
+    """A cheap look at the first bytes (a zip archive or a pickle): refuse a text or damaged file before any heavy work."""
+    path = Path(path).expanduser()
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):
+        raise EdgekdError(f"{what} {path} is corrupt or not a torch checkpoint (neither a zip archive nor a pickle); "
+                          "re-export it or use another run's last.pt")
+
+
 def check_out_dir(path, option: str = "--out") -> Path:
     """Refuse an output folder that cannot be created (a file in the way, no permission), creating nothing."""
     path = Path(path).expanduser()
