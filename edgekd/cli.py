@@ -69,7 +69,7 @@ class _Cli(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(name="edgekd", cls=_Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="edgekd")
 def cli():
     """edgekd: cross-task distillation to a measured edge deployment (distill -> export -> bench)."""
@@ -170,10 +170,10 @@ def distill(**kw):
     from .train.loop import Trainer
 
     check_out_dir(out)
-    trainer = Trainer(cfg, out, resume=kw["resume"], overwrite=kw["overwrite"], progress=not kw["quiet"])
-    if trainer.dist.is_main and not kw["quiet"]:
-        _describe_run(trainer)
     try:
+        trainer = Trainer(cfg, out, resume=kw["resume"], overwrite=kw["overwrite"], progress=not kw["quiet"])
+        if trainer.dist.is_main and not kw["quiet"]:
+            _describe_run(trainer)
         summary = trainer.run()
     except KeyboardInterrupt:
         if (out / "last.pt").exists():

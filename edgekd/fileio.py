@@ -108,6 +108,7 @@ def save_checkpoint(path, obj: dict) -> Path:
 def load_checkpoint(path) -> dict:
     """Load an edgekd checkpoint with ``weights_only=True``: a pickle that would run code is refused."""
     import pickle
+    import warnings
 
     import torch
 
@@ -117,7 +118,9 @@ def load_checkpoint(path) -> dict:
     if path.is_dir():
         raise EdgekdError(f"{path} is a directory; give a checkpoint file such as {path / 'best.pt'}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about odd pickle protocols of damaged files: the error says it all
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         import re
 
