@@ -19,6 +19,15 @@ from . import __version__
 from .errors import EdgekdError
 
 
+# What Ctrl-C leaves behind differs per verb; distill words its own (it knows whether last.pt exists).
+_INTERRUPTED = {
+    "compare": "interrupted; finished runs are kept: run the same command again (same --out) to continue",
+    "bench": "interrupted; nothing was written",
+    "export": "interrupted; files already written are intact (each is replaced only when complete and checked)",
+    "data_synth": "interrupted; nothing was written to --out",
+}
+
+
 def _user_errors(fn):
     """Turn an :class:`EdgekdError` into one line on stderr and exit code 2 (no traceback)."""
 
@@ -30,13 +39,37 @@ def _user_errors(fn):
             click.echo(f"error: {e}", err=True)
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted; files already written are intact (resume a run with --resume)", err=True)
+            click.echo(_INTERRUPTED.get(fn.__name__, "interrupted; files already written are intact"), err=True)
             sys.exit(130)
 
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Cli(click.Group):
+    """click's usage errors (a bad option value, a missing argument) as one line, like every other refusal."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:
+            e.show()  # a bare group or command: its help, as click shows it
+            sys.exit(e.exit_code)
+        except click.UsageError as e:
+            where = f"; see: {e.ctx.command_path} --help" if e.ctx is not None else ""
+            click.echo(f"error: {e.format_message().rstrip('.')}{where}", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(name="edgekd", cls=_Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="edgekd")
 def cli():
     """edgekd: cross-task distillation to a measured edge deployment (distill -> export -> bench)."""
@@ -164,23 +197,95 @@ def distill(**kw):
     """
     from pathlib import Path
 
+    if kw["resume"] and kw["overwrite"]:
+        raise EdgekdError("--resume and --overwrite contradict each other: --resume continues the run in --out, --overwrite replaces it; give one")
     cfg = resolve_config(kw)
     out = Path(kw["out"] or f"runs/{cfg['model']['task']}-{cfg['profile']['name']}")
     if kw["resume"] and (out / "config.json").exists():
-        import json
-
-        # Resume the saved recipe; options given now (e.g. more --epochs) apply on top of it.
-        cfg = resolve_config(kw, base=json.loads((out / "config.json").read_text()))
+        cfg = _resume_config(kw, out)
+    _check_teacher_options(cfg, kw)
+    from .fileio import check_out_dir
     from .train.loop import Trainer
 
-    trainer = Trainer(cfg, out, resume=kw["resume"], overwrite=kw["overwrite"], progress=not kw["quiet"])
-    if trainer.dist.is_main and not kw["quiet"]:
-        _describe_run(trainer)
-    summary = trainer.run()
+    check_out_dir(out)
+    try:
+        trainer = Trainer(cfg, out, resume=kw["resume"], overwrite=kw["overwrite"], progress=not kw["quiet"])
+        if trainer.dist.is_main and not kw["quiet"]:
+            _describe_run(trainer)
+        summary = trainer.run()
+    except KeyboardInterrupt:
+        if (out / "last.pt").exists():
+            click.echo(f"interrupted; {out / 'last.pt'} is kept: continue with edgekd distill --resume --out {out}", err=True)
+        else:
+            click.echo("interrupted before the first checkpoint: nothing to resume; run the command again", err=True)
+        sys.exit(130)
     if trainer.dist.is_main:
         click.echo(f"done: {summary['steps']} steps; best {trainer.task.primary_metric} {summary['best'][trainer.task.primary_metric]:.4f}; run in {out}")
         if trainer.device.type == "cpu" and cfg["train"]["epochs"] * trainer.steps_per_epoch < 1000:
             click.echo(f"for the full recipe run on a GPU: edgekd distill --profile {cfg['profile']['name']} --task {cfg['model']['task']} --teacher {cfg['distill']['teacher']}")
+
+
+# What a resume may change: how long to train, where and how fast; never the model, the data or the method.
+_RESUMABLE = {("train", "epochs"), ("train", "max_steps"), ("train", "save_every_min"), ("train", "workers"), ("train", "device"),
+              ("model", "compile"), ("train", "eval_every"), ("train", "train_eval_size")}
+
+
+def _resume_config(kw: dict, out) -> dict:
+    """The saved recipe of the run in ``out`` with the options given now; refuse any that would change the model or data."""
+    import copy
+    import json
+
+    try:
+        saved = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise EdgekdError(f"--resume: cannot read {out / 'config.json'} ({e}); start a new run with another --out") from None
+    cfg = resolve_config(kw, base=copy.deepcopy(saved))
+    changed = [f"{sec}.{k} ({saved[sec].get(k)!r} -> {v!r})" for sec, values in cfg.items() if isinstance(values, dict) and sec in saved
+               for k, v in values.items() if (sec, k) not in _RESUMABLE and saved[sec].get(k) != v]
+    if changed:
+        raise EdgekdError(f"--resume cannot change {', '.join(changed)} of the run in {out}; a resume may only change --epochs, "
+                          "--max-steps, --save-every-min, --workers, --device, --compile: start a new run with another --out")
+    return cfg
+
+
+def _teacher_kind(spec: str) -> str:
+    """none | random | checkpoint | named: how :func:`edgekd.models.create_teacher` will read ``spec``."""
+    from pathlib import Path
+
+    spec = (spec or "none").strip()
+    if spec in ("none", "random") or spec.startswith("random:"):
+        return spec.split(":")[0]
+    p = Path(spec).expanduser()
+    return "checkpoint" if p.suffix in (".pt", ".pth") or p.exists() or "/" in spec else "named"
+
+
+def _check_teacher_options(cfg: dict, kw: dict) -> None:
+    """Files named for the teacher exist and options do not contradict it: checked before any data is rendered."""
+    from pathlib import Path
+
+    d = cfg["distill"]
+    teacher, kind = d["teacher"], _teacher_kind(d["teacher"])
+    if kw.get("teacher_weights") and kind != "named":
+        what = {"none": "means no teacher", "random": "is randomly initialised", "checkpoint": "is an edgekd checkpoint with its own weights"}[kind]
+        raise EdgekdError(f"--teacher {teacher} and --teacher-weights {kw['teacher_weights']} contradict each other: that teacher {what}; "
+                          "drop --teacher-weights or name the timm model the file is for (--teacher NAME)")
+    if kind == "none":
+        given = [o for o in ("method", "projection", "distill_weight") if kw.get(o) is not None]
+        if given:
+            opt = "--" + given[0].replace("_", "-")
+            raise EdgekdError(f"--teacher none and {opt} {kw[given[0]]} contradict each other: without a teacher there is no "
+                              f"distillation term; drop {opt} or name a teacher (--teacher random)")
+    from .fileio import check_torch_file
+
+    if kind == "checkpoint":
+        if not Path(teacher).expanduser().is_file():
+            raise EdgekdError(f"teacher checkpoint {teacher} does not exist; train one with edgekd distill, or use --teacher random")
+        check_torch_file(teacher, "teacher checkpoint")
+    if kind == "named" and d["teacher_weights"]:
+        if not Path(d["teacher_weights"]).expanduser().is_file():
+            raise EdgekdError(f"teacher weights file {d['teacher_weights']} does not exist; give a local .pth/.pt/.safetensors file")
+        if not d["teacher_weights"].endswith(".safetensors"):
+            check_torch_file(d["teacher_weights"], "teacher weights")
 
 
 def _describe_run(trainer):
@@ -213,7 +318,7 @@ def _csv(text, cast=str):
 @click.option("--projections", default="inverted,traditional", show_default=True)
 @click.option("--spectral", "spectral_ranks", default="0", show_default=True, help="Comma list of spectral ranks (0 = off), e.g. 0,2.")
 @click.option("--distill-weight", type=FloatOrAuto(), default=None, help="w of the distillation term, or auto (see distill --help).")
-@click.option("--seeds", type=int, default=3, show_default=True, help="Runs per cell (seeds 0..N-1).")
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Runs per cell (seeds 0..N-1).")
 @click.option("--out", required=True, type=click.Path(), help="Directory of the comparison (restart with the same --out to continue).")
 @click.option("--quiet", is_flag=True)
 @_user_errors
@@ -254,8 +359,14 @@ def compare(**kw):
         raise EdgekdError(f"--spectral {kw['spectral_ranks']!r} must be a comma list of integers, e.g. 0,2") from None
     if kw["seeds"] < 1:
         raise EdgekdError("--seeds must be at least 1")
-    cells = grid_cells(_csv(kw["teachers"]), methods, projections, ranks)
-    out = Path(kw["out"])
+    if any(r < 0 for r in ranks):
+        raise EdgekdError(f"--spectral {kw['spectral_ranks']!r}: a rank is at least 0 (0 = off)")
+    teachers = _csv(kw["teachers"])
+    _check_grid_teachers(teachers, weights)
+    cells = grid_cells(teachers, methods, projections, ranks)
+    from .fileio import check_out_dir
+
+    out = check_out_dir(kw["out"])
     click.echo(f"edgekd compare: {len(cells)} cells x {kw['seeds']} seeds = {len(cells) * kw['seeds']} runs of "
                f"{cfg['train']['epochs']} epochs on {cfg['train']['train_size']} {cfg['data']['data']} images -> {out}")
     rows = run_grid(cfg, cells, list(range(kw["seeds"])), out, weights, progress=not kw["quiet"])
@@ -264,6 +375,25 @@ def compare(**kw):
     diff_md = write_differences(out, rows, cfg["model"]["task"])[0]
     click.echo(diff_md.read_text())
     click.echo(f"tables in {out}/table.md, table.csv and differences.md/.csv/.json; figures: edgekd report {out}")
+
+
+def _check_grid_teachers(teachers: list, weights: dict) -> None:
+    """Every teacher of the grid can be built (its files exist) before the first of many runs starts."""
+    from pathlib import Path
+
+    if not teachers:
+        raise EdgekdError("--teachers is empty; give a comma list such as none,random")
+    for name, f in weights.items():
+        if name not in teachers:
+            raise EdgekdError(f"--teacher-weights {name}={f} names no teacher of --teachers {','.join(teachers)}; add {name} to --teachers or drop it")
+        if not Path(f).expanduser().is_file():
+            raise EdgekdError(f"teacher weights file {f} (for {name}) does not exist; give a local .pth/.pt/.safetensors file")
+    for t in teachers:
+        kind = _teacher_kind(t)
+        if kind == "checkpoint" and not Path(t).expanduser().is_file():
+            raise EdgekdError(f"teacher checkpoint {t} in --teachers does not exist; train one with edgekd distill, or use random")
+        if kind == "named" and t not in weights:
+            raise EdgekdError(f"teacher {t!r} in --teachers needs --teacher-weights {t}=FILE (nothing is downloaded); or use random:{t}")
 
 
 @cli.command()
@@ -287,15 +417,15 @@ def report(path):
 @click.option("--format", "fmt", type=click.Choice(["onnx", "tensorrt"]), default="onnx", show_default=True)
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None, help="[fp32 for onnx; the profile's for tensorrt]")
 @click.option("--opset", type=int, default=None, help="ONNX opset [the profile's, 17].")
-@click.option("--atol", type=float, default=1e-3, show_default=True, help="Parity tolerance (absolute) against PyTorch.")
-@click.option("--rtol", type=float, default=1e-3, show_default=True, help="Parity tolerance (relative) against PyTorch.")
-@click.option("--parity-size", type=int, default=8, show_default=True, help="Validation images for the parity check.")
-@click.option("--calib-size", type=int, default=64, show_default=True, help="INT8: training images to calibrate on.")
+@click.option("--atol", type=click.FloatRange(min=0), default=1e-3, show_default=True, help="Parity tolerance (absolute) against PyTorch.")
+@click.option("--rtol", type=click.FloatRange(min=0), default=1e-3, show_default=True, help="Parity tolerance (relative) against PyTorch.")
+@click.option("--parity-size", type=click.IntRange(min=1), default=8, show_default=True, help="Validation images for the parity check.")
+@click.option("--calib-size", type=click.IntRange(min=1), default=64, show_default=True, help="INT8: training images to calibrate on.")
 @click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="percentile", show_default=True,
               help="Activation ranges: percentile (99.999%) kept the metric best in benchmarks/export.md.")
 @click.option("--max-drop", type=float, default=0.01, show_default=True, help="INT8: largest allowed drop of the primary metric (absolute).")
-@click.option("--eval-size", type=int, default=None, help="INT8: validation images to judge the drop on [the run's val size].")
-@click.option("--max-batch", type=int, default=8, show_default=True, help="TensorRT: largest batch of the optimisation profile.")
+@click.option("--eval-size", type=click.IntRange(min=1), default=None, help="INT8: validation images to judge the drop on [the run's val size].")
+@click.option("--max-batch", type=click.IntRange(min=1), default=8, show_default=True, help="TensorRT: largest batch of the optimisation profile.")
 @click.option("--task", "expect_task", default=None, help="Refuse a checkpoint trained for another task (a guard for pipelines).")
 @_user_errors
 def export(run, fmt, precision, **kw):
@@ -322,13 +452,13 @@ def export(run, fmt, precision, **kw):
               default=None, help="[auto: the first of the target's runtimes this machine has]")
 @click.option("--data", default=None, help="Validation data: 'synthetic' or a path [the data the model was trained on].")
 @click.option("--data-format", default=None)
-@click.option("--val-size", type=int, default=None, help="Validation images for the accuracy check [the run's].")
-@click.option("--batch", type=int, default=None, help="Also measure at this batch size (batch 1 always).")
-@click.option("--threads", type=int, default=None, help="CPU threads [the target's, at most this machine's cores].")
-@click.option("--min-iters", type=int, default=None, help="Run at least this many timed iterations [profile: 100].")
-@click.option("--min-time", type=float, default=None, help="...and for at least this many seconds [profile: 2].")
-@click.option("--warmup-iters", type=int, default=None)
-@click.option("--warmup-time", type=float, default=None)
+@click.option("--val-size", type=click.IntRange(min=1), default=None, help="Validation images for the accuracy check [the run's].")
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="Also measure at this batch size (batch 1 always).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [the target's, at most this machine's cores].")
+@click.option("--min-iters", type=click.IntRange(min=1), default=None, help="Run at least this many timed iterations [profile: 100].")
+@click.option("--min-time", type=click.FloatRange(min=0), default=None, help="...and for at least this many seconds [profile: 2].")
+@click.option("--warmup-iters", type=click.IntRange(min=0), default=None)
+@click.option("--warmup-time", type=click.FloatRange(min=0), default=None)
 @click.option("--no-accuracy", is_flag=True, help="Latency only.")
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Write every figure and the environment here.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -361,23 +491,27 @@ def data():
 
 
 @data.command("synth")
-@click.option("--out", required=True, type=click.Path(), help="Folder to write into.")
+@click.option("--out", required=True, type=click.Path(), help="Folder to write into (new or empty).")
 @click.option("--n", type=int, default=64, show_default=True, help="Training scenes (validation gets a quarter, at least 1).")
 @click.option("--val-n", type=int, default=None, help="Validation scenes.")
-@click.option("--image-size", type=int, nargs=2, default=(256, 320), show_default=True, metavar="H W")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--image-size", type=click.IntRange(min=8), nargs=2, default=(256, 320), show_default=True, metavar="H W")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace the scenes already in --out.")
 @_user_errors
-def data_synth(out, n, val_n, image_size, seed):
+def data_synth(out, n, val_n, image_size, seed, overwrite):
     """Render the procedural indoor scenes into OUT (images, depth PNG in mm, label PNGs, image labels)."""
     from tqdm.auto import tqdm
 
-    from .data.scenes import write_scenes
+    from .data.scenes import check_synth_target, write_scenes
 
     if n < 1:
         raise EdgekdError("--n must be at least 1")
+    if val_n is not None and val_n < 1:
+        raise EdgekdError(f"--val-n {val_n}: the validation split needs at least 1 scene")
+    check_synth_target(out, overwrite)  # before the progress bar: a refusal stays one line
     total = n + (val_n if val_n is not None else max(1, n // 4))
     with tqdm(total=total, unit="img", desc="rendering") as bar:
-        meta = write_scenes(out, n, image_size, seed, val_n, progress=bar.update)
+        meta = write_scenes(out, n, image_size, seed, val_n, progress=bar.update, overwrite=overwrite)
     click.echo(f"wrote {meta['counts']['train']} train + {meta['counts']['val']} val scenes to {out}; train on them with --data {out}")
 
 

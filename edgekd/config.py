@@ -314,6 +314,10 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     return section, k, parsed
 
 
+# Command-line options whose name is not the key's (messages name the option the user typed).
+OPTION_NAMES = {("distill", "weight"): "--distill-weight", ("model", "compile"): "--compile"}
+
+
 def apply_overrides(cfg: dict, overrides: dict | None = None, sets: tuple[str, ...] = ()) -> dict:
     """Apply ``section.key=value`` strings, then option values (``None`` = not given), validating each."""
     for text in sets:
@@ -323,7 +327,8 @@ def apply_overrides(cfg: dict, overrides: dict | None = None, sets: tuple[str, .
         for k, v in values.items():
             if v is None:
                 continue
-            cfg[section][k] = _check_value(f"--{k.replace('_', '-')}", v, PROFILE_SCHEMA[section][k])
+            option = OPTION_NAMES.get((section, k), f"--{k.replace('_', '-')}")
+            cfg[section][k] = _check_value(option, v, PROFILE_SCHEMA[section][k])
     return cfg
 
 

@@ -87,6 +87,17 @@ def read_jsonl(path) -> list:
     return out
 
 
+def truncate_jsonl(path, keep: Callable[[dict], bool]) -> None:
+    """Rewrite a JSON-lines log (atomically) with only the records ``keep`` accepts; torn lines are dropped."""
+    path = Path(path)
+    if not path.exists():
+        return
+    records = read_jsonl(path)
+    kept = [r for r in records if isinstance(r, dict) and keep(r)]
+    if len(kept) != len(path.read_text().splitlines()):
+        atomic_write_text(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in kept))
+
+
 def save_checkpoint(path, obj: dict) -> Path:
     """torch.save through :func:`atomic_write`."""
     import torch
@@ -97,6 +108,7 @@ def save_checkpoint(path, obj: dict) -> Path:
 def load_checkpoint(path) -> dict:
     """Load an edgekd checkpoint with ``weights_only=True``: a pickle that would run code is refused."""
     import pickle
+    import warnings
 
     import torch
 
@@ -106,17 +118,59 @@ def load_checkpoint(path) -> dict:
     if path.is_dir():
         raise EdgekdError(f"{path} is a directory; give a checkpoint file such as {path / 'best.pt'}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about odd pickle protocols of damaged files: the error says it all
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         import re
 
+        # Only a pickle that names a global (a class or function) could run code; anything else is just damaged.
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
-        what = f"it references {found.group(1)}" if found else "it holds objects other than tensors and plain containers"
+        if found is None:
+            raise EdgekdError(f"{path} is corrupt or not a torch checkpoint ({_first_line(e)}); "
+                              "re-export it or use another run's last.pt") from None
         raise EdgekdError(
-            f"refusing to load {path}: {what}, and unpickling it could run code; only tensors, numbers, strings "
-            "and containers are loaded (weights_only=True): re-save the weights as a state dict"
+            f"refusing to load {path}: it references {found.group(1)}, and unpickling it could run code; only tensors, numbers, "
+            "strings and containers are loaded (weights_only=True): re-save the weights as a state dict"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise EdgekdError(f"{path} is corrupt or not a torch checkpoint ({msg[:160]}); re-export it or use another run's last.pt") from None
+    except Exception as e:  # a truncated zip, a text file, random bytes: torch raises all kinds of errors
+        raise EdgekdError(f"{path} is corrupt or not a torch checkpoint ({_first_line(e)}); re-export it or use another run's last.pt") from None
     return ckpt
+
+
+def _first_line(e: BaseException) -> str:
+    """The gist of a library's error, without its multi-line advice."""
+    if isinstance(e, (KeyError, IndexError)) or not str(e).strip():
+        return f"unreadable data: {type(e).__name__}"  # torch's unpickler on text or random bytes
+    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+    if lines[0].startswith("Weights only load failed"):
+        # torch's first lines are a generic weights_only notice; the cause is further down.
+        lines = [x for x in lines if x.startswith("Unsupported")] or ["unreadable pickle data"]
+    return lines[0][:160]
+
+
+def check_torch_file(path, what: str = "checkpoint") -> None:
+    """A cheap look at the first bytes (a zip archive or a pickle): refuse a text or damaged file before any heavy work."""
+    path = Path(path).expanduser()
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):
+        raise EdgekdError(f"{what} {path} is corrupt or not a torch checkpoint (neither a zip archive nor a pickle); "
+                          "re-export it or use another run's last.pt")
+
+
+def check_out_dir(path, option: str = "--out") -> Path:
+    """Refuse an output folder that cannot be created (a file in the way, no permission), creating nothing."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise EdgekdError(f"{option} {path} is a file, not a folder; choose another {option}")
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise EdgekdError(f"output directory {path} is not writable (Not a directory: {probe} is a file); choose another {option}")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise EdgekdError(f"output directory {path} is not writable (Permission denied on {probe}); choose another {option}")
+    return path

@@ -42,7 +42,7 @@ def test_parity_report(depth_onnx):
 
 def test_parity_failure_exits_2_but_keeps_the_file(depth_run):
     res = run_cli(["export", depth_run, "--atol", "0", "--rtol", "0"], expect=2)
-    assert "parity" in res.output and (depth_run / "model.onnx").exists()
+    assert "parity" in res.output and (depth_run / "model.failed.onnx").exists()  # kept for inspection, beside model.onnx
 
 
 def test_fp16_and_int8(depth_run):
@@ -53,7 +53,10 @@ def test_fp16_and_int8(depth_run):
     ops = {n.op_type for n in m.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert rep["pass"] and rep["eval_images"] == 4 and "d1" in rep["int8_metrics"]
+    assert {p.key: p.value for p in m.metadata_props}["precision"] == "int8"  # not the fp32 file's label (issue 14)
     run_cli(["export", depth_run, "--precision", "fp16"])
+    arts = json.loads((depth_run / "export.json").read_text())["artefacts"]  # the INT8 record survives the fp16 export
+    assert {"model.onnx", "model.int8.onnx", "model.fp16.onnx"} <= set(arts) and arts["model.int8.onnx"]["drop"] == rep["drop"]
     m16 = onnx.load(str(depth_run / "model.fp16.onnx"))
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in m16.graph.initializer)
     assert m16.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # fp32 I/O

@@ -170,19 +170,29 @@ def accuracy(runner, task, data, data_format, n, seed, hw, batch, show, directio
     return {"images": n, "data": data, "metrics": {k: v for k, v in acc.compute().items() if not isinstance(v, list)}}
 
 
+def _check_bench_numbers(**values) -> None:
+    """Counts and times that cannot be measured with: refused before any model is loaded (0 is not 'the default')."""
+    least = {"val_size": 1, "batch": 1, "threads": 1, "min_iters": 1, "min_time": 0, "warmup_iters": 0, "warmup_time": 0}
+    for name, v in values.items():
+        if v is not None and v < least[name]:
+            raise EdgekdError(f"--{name.replace('_', '-')} {v}: use at least {least[name]}")
+
+
 def run_bench(model, profile=None, target=None, backend=None, data=None, data_format=None, val_size=None, batch=None,
               threads=None, min_iters=None, min_time=None, warmup_iters=None, warmup_time=None, accuracy_check=True,
               show_progress=True, log=print) -> dict:
     from ..config import load_profile, load_target
     from ..tasks import create_task
 
+    _check_bench_numbers(val_size=val_size, batch=batch, threads=threads, min_iters=min_iters, min_time=min_time,
+                         warmup_iters=warmup_iters, warmup_time=warmup_time)
     path = Path(model).expanduser()
     kind = model_kind(path)
     cfg = load_profile(profile) if profile else None
     tgt = load_target(target) if target else (cfg["target"] if cfg else None)
     bc = (cfg or {}).get("bench") or {}
     backend = pick_backend(kind, backend or bc.get("backend", "auto"), tgt)
-    threads = threads or min((tgt or {}).get("threads", os.cpu_count() or 1), os.cpu_count() or 1)
+    threads = threads if threads is not None else min((tgt or {}).get("threads", os.cpu_count() or 1), os.cpu_count() or 1)
     runner = make_runner(path, kind, backend, threads, "fp32")
     meta = model_metadata(runner, kind, path)
     if tgt is None and meta.get("target"):
@@ -202,7 +212,7 @@ def run_bench(model, profile=None, target=None, backend=None, data=None, data_fo
     data = data or ref_eval.get("data", "synthetic")
     data_format = data_format or ref_eval.get("data_format", "auto")
     seed = int(ref_eval.get("seed", 0))
-    val_size = val_size or int(ref_eval.get("n", 64))
+    val_size = val_size if val_size is not None else int(ref_eval.get("n", 64))
 
     from ..data import open_dataset
     from ..data.transforms import normalise, resize_sample
@@ -212,10 +222,10 @@ def run_bench(model, profile=None, target=None, backend=None, data=None, data_fo
     x1 = normalise(task.input_image(sample))[None].astype(np.float32)
     settings = {"warmup_iters": warmup_iters if warmup_iters is not None else bc.get("warmup_iters", 10),
                 "warmup_time": warmup_time if warmup_time is not None else bc.get("warmup_time", 0.2),
-                "min_iters": min_iters or bc.get("min_iters", 100), "min_time": min_time if min_time is not None else bc.get("min_time", 2.0)}
+                "min_iters": min_iters if min_iters is not None else bc.get("min_iters", 100), "min_time": min_time if min_time is not None else bc.get("min_time", 2.0)}
     settings["warmup_iters"] = max(settings["warmup_iters"], 10)  # DESIGN.md §5: >= 200 ms and >= 10 runs
     settings["warmup_time"] = max(settings["warmup_time"], 0.2)
-    batches = sorted({1, int(batch or bc.get("batch", 1))})
+    batches = sorted({1, int(batch if batch is not None else bc.get("batch", 1))})
     results = {"model": str(path), "kind": kind, "precision": meta.get("precision", "fp32"), "task": task.name,
                "input": [3, *hw], "settings": settings, "latency": {}}
     for b in batches:

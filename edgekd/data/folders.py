@@ -63,11 +63,24 @@ def _split_dir(root: Path, split: str) -> Path | None:
 
 
 def _hash_split(paths: list[Path], split: str, val_fraction: float = 0.1) -> list[Path]:
-    """Deterministic split by a hash of the file name (stable when files are added)."""
-    def is_val(p):
-        return int(hashlib.md5(p.name.encode()).hexdigest(), 16) % 1000 < val_fraction * 1000
+    """Deterministic split by a hash of the file name (stable when files are added).
 
-    return [p for p in paths if is_val(p) == (split != "train")]
+    Any two or more files give both splits: 10% of a small folder rounds to nothing, so the file
+    with the lowest hash goes to validation (and the highest stays for training) when needed."""
+    def h(p):
+        return int(hashlib.md5(p.name.encode()).hexdigest(), 16) % 1000
+
+    val = {p for p in paths if h(p) < val_fraction * 1000}
+    if len(paths) >= 2 and not val:
+        val = {min(paths, key=h)}
+    elif len(paths) >= 2 and len(val) == len(paths):
+        val.discard(max(paths, key=h))
+    return [p for p in paths if (p in val) == (split != "train")]
+
+
+def _too_few(root: Path, found: int, split: str) -> EdgekdError:
+    return EdgekdError(f"{root} holds {found} image{'s' if found != 1 else ''}, too few for a {split} split: a folder without "
+                       "train/ and val/ subfolders needs at least 2 (one to train on, one to validate)")
 
 
 def _limit(items, n):
@@ -306,9 +319,15 @@ class ImageFolderPlain(_Base):
 
     def __init__(self, root: Path, split: str, n=None):
         d = _split_dir(root, split)
-        items = images_in(d, recursive=True) if d is not None else _hash_split(images_in(root, recursive=True), split)
+        if d is None:
+            found = images_in(root, recursive=True)
+            items = _hash_split(found, split)
+            if not items:
+                raise _too_few(root, len(found), split)
+        else:
+            items = images_in(d, recursive=True)
         if not items:
-            raise EdgekdError(f"{d or root} holds no images for the {split} split")
+            raise EdgekdError(f"{d} holds no images for the {split} split")
         self.items = _limit(items, n)
 
     def __getitem__(self, i):
@@ -327,12 +346,16 @@ class ImageFolderClasses(_Base):
         self.classes = sorted(p.name for p in train_base.iterdir() if p.is_dir())
         if not self.classes:
             raise EdgekdError(f"{train_base} has no class folders; the layout is <split>/<class>/image.jpg")
-        items = []
+        items, found = [], 0
         for k, c in enumerate(self.classes):
             files = images_in(base / c) if (base / c).is_dir() else []
+            found += len(files)
             if d is None:
                 files = _hash_split(files, split)
             items += [(f, k) for f in files]
+        if not items and d is None and found:
+            raise _too_few(root, found, split) if found < 2 else EdgekdError(
+                f"{root}: each class folder holds a single image, so none is left for validation; add images or make train/ and val/ folders")
         if not items:
             raise EdgekdError(f"{base} holds no images in its class folders")
         # interleave classes so that --train-size N takes every class

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -110,12 +111,58 @@ class SceneFolder:
         }
 
 
-def write_scenes(out, n: int, image_size, seed: int = 0, val_n: int | None = None, progress=None) -> dict:
-    """Render ``n`` train and ``val_n`` validation scenes into ``out`` in the :class:`SceneFolder` layout."""
-    from PIL import Image
+def write_scenes(out, n: int, image_size, seed: int = 0, val_n: int | None = None, progress=None, overwrite: bool = False) -> dict:
+    """Render ``n`` train and ``val_n`` validation scenes into ``out`` in the :class:`SceneFolder` layout.
+
+    The scenes are rendered into a temporary folder beside ``out`` that replaces it only when complete:
+    an interrupted run leaves ``out`` as it was, and old and new scenes never mix.
+    """
+    import shutil
+    import tempfile
 
     out = Path(out)
     val_n = max(1, n // 4) if val_n is None else val_n
+    if n < 1 or val_n < 1:
+        raise EdgekdError(f"{'--n' if n < 1 else '--val-n'} must be at least 1 (each split needs a scene)")
+    check_synth_target(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes a private folder; the scenes get the usual permissions
+    try:
+        meta = _render_into(tmp, n, val_n, image_size, seed, progress)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+            os.replace(out, old / "scenes")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta
+
+
+def check_synth_target(out, overwrite: bool) -> Path:
+    """Refuse an ``--out`` that cannot take the scenes: not creatable, or holding files (without ``overwrite``)."""
+    from ..fileio import check_out_dir
+
+    out = check_out_dir(out)
+    if not out.is_dir() or not any(out.iterdir()):
+        return out
+    if not overwrite:
+        raise EdgekdError(f"{out} is not empty; add --overwrite to replace the scenes in it, or choose an empty --out")
+    if not (out / META_FILE).exists():
+        raise EdgekdError(f"{out} holds files that edgekd data synth did not write (no {META_FILE}); --overwrite replaces only "
+                          "a scenes folder: choose an empty --out")
+    return out
+
+
+def _render_into(out: Path, n: int, val_n: int, image_size, seed: int, progress) -> dict:
+    from PIL import Image
+
     counts = {}
     for split, count in (("train", n), ("val", val_n)):
         d = out / split

@@ -194,11 +194,23 @@ def export_onnx(run, out=None, opset=None, precision="fp32", atol=1e-3, rtol=1e-
         sess = ort_session(data)
     except Exception as e:
         raise EdgekdError(f"ONNX Runtime cannot load the exported graph: {str(e).splitlines()[0][:200]}") from None
-    report["parity"] = parity(sess, ref_model, x, atol, rtol)
-    # Write even when parity fails, so the user can inspect it; the caller exits non-zero.
-    atomic_write_bytes(out, data)
-    p = report["parity"]
-    log(f"wrote {out} ({len(data) / 1e6:.1f} MB, opset {opset}, input 1x3x{size[0]}x{size[1]}, dynamic batch); "
+    report["parity"] = p = parity(sess, ref_model, x, atol, rtol)
+    # Only a graph that passed replaces the model; a failing one is kept beside it for inspection
+    # (the caller exits non-zero), so a bad export never destroys a good model.
+    failed = failed_name(out)
+    if p["pass"]:
+        atomic_write_bytes(out, data)
+        failed.unlink(missing_ok=True)  # an earlier failed attempt is superseded
+    else:
+        atomic_write_bytes(failed, data)
+        report["onnx"] = str(failed)
+    log(f"wrote {report['onnx']} ({len(data) / 1e6:.1f} MB, opset {opset}, input 1x3x{size[0]}x{size[1]}, dynamic batch); "
         f"parity on {p['images']} validation images: max abs err {p['max_abs_err']:.2e}, max rel err {p['max_rel_err']:.2e} "
-        f"-> {'ok' if p['pass'] else 'FAIL'}")
+        f"-> {'ok' if p['pass'] else f'FAIL ({out.name} left as it was)'}")
     return report
+
+
+def failed_name(path: Path) -> Path:
+    """Where an artefact that failed its check is kept: ``model.int8.onnx`` -> ``model.int8.failed.onnx``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.failed{path.suffix}")

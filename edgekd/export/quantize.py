@@ -66,8 +66,22 @@ def quantize_int8(fp32_path, out_path, calib: np.ndarray, symmetric: bool, metho
             calibrate_method=methods[method], nodes_to_exclude=nodes_to_exclude,
             extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
         )
+        _label_precision(tmp_out, "int8")  # the QDQ copy inherits the fp32 file's metadata: say what it is
         os.replace(tmp_out, out_path)
     return out_path
+
+
+def _label_precision(path, precision: str) -> None:
+    import onnx
+
+    m = onnx.load(str(path))
+    props = {p.key: p for p in m.metadata_props}
+    if "precision" in props:
+        props["precision"].value = precision
+    else:
+        new = m.metadata_props.add()
+        new.key, new.value = "precision", precision
+    onnx.save(m, str(path))
 
 
 def evaluate_onnx(path, task, x: np.ndarray, samples: list, batch: int = 8, threads: int = 0) -> dict:

@@ -218,22 +218,35 @@ class Trainer:
 
     # ----------------------------------------------------------------- set-up helpers
     def _check_run_dir(self, resume: bool, overwrite: bool):
+        """Refuse a bad --out now; the folder itself is created by :meth:`run`, once every check has passed."""
+        from ..fileio import check_out_dir
+
         last = self.out / "last.pt"
         if resume and not last.exists():
             raise EdgekdError(f"--resume: {last} does not exist; start the run without --resume")
         if not resume and not overwrite and last.exists():
             raise EdgekdError(f"{self.out} already holds a run; add --resume to continue it, --overwrite to replace it, or choose --out")
         if self.dist.is_main:
-            try:
-                self.out.mkdir(parents=True, exist_ok=True)
-                probe = self.out / ".write-test"
-                probe.write_text("")
-                probe.unlink()
-            except OSError as e:
-                raise EdgekdError(f"output directory {self.out} is not writable ({e.strerror}); choose another --out") from None
-            if overwrite and not resume:
-                for name in ("metrics.jsonl", "steps.jsonl", "spectrum.jsonl"):
-                    (self.out / name).unlink(missing_ok=True)
+            check_out_dir(self.out)
+        self._resuming, self._overwrite = resume, overwrite
+
+    def _prepare_run_dir(self):
+        """Create the run folder and make its logs agree with the checkpoint the run starts from."""
+        from ..fileio import truncate_jsonl
+
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise EdgekdError(f"output directory {self.out} is not writable ({e.strerror}); choose another --out") from None
+        logs = ("metrics.jsonl", "steps.jsonl", "spectrum.jsonl")
+        if self._resuming:  # records past the checkpoint's step will be written again: drop them
+            for name in logs:
+                truncate_jsonl(self.out / name, lambda r: r.get("step", 0) <= self.step)
+            return
+        # A fresh run: logs of an earlier attempt (interrupted before its first checkpoint, or --overwrite) are stale.
+        stale = logs + (("last.pt", "best.pt", "summary.json", "diagnostics.json") if self._overwrite else ())
+        for name in stale:
+            (self.out / name).unlink(missing_ok=True)
 
     def _resume(self):
         ck = ckpt_io.load_for_resume(self.out / "last.pt")
@@ -263,6 +276,7 @@ class Trainer:
         if self.dist.is_main:
             ckpt_io.save(self.out / "last.pt", self._checkpoint(metrics))
         self._last_save = time.monotonic()
+        self._saved_once = True
 
     # ----------------------------------------------------------------- one step
     def _teacher_features(self, x):
@@ -323,12 +337,14 @@ class Trainer:
         if self.dist.is_main:
             from ..config import save_resolved
 
+            self._prepare_run_dir()
             save_resolved(self.cfg, self.out)
         pin = self.device.type == "cuda"
         workers = min(tc["workers"], os.cpu_count() or 1)  # more loader processes than cores only thrash
         val_loader = make_val_loader(self.val_ds, tc["batch_size"], workers, pin)
         check_every = 1 if self.device.type == "cpu" else 10
         self._last_save = time.monotonic()
+        self._saved_once = self._resuming
         save_every = tc["save_every_min"] * 60.0
         metrics = getattr(self, "_last_metrics", {})  # a resumed, already finished run keeps its figures
         stop = bool(tc["max_steps"]) and self.step >= tc["max_steps"]
@@ -355,7 +371,8 @@ class Trainer:
                     self._check_finite(pending)
                     if self._epoch_losses:
                         bar.set_postfix({k: f"{v:.4g}" for k, v in self._epoch_losses[-1].items()}, refresh=False)
-                    if time.monotonic() - self._last_save >= save_every:
+                    # The first step is checkpointed at once: an early Ctrl-C still leaves something to resume.
+                    if time.monotonic() - self._last_save >= save_every or not self._saved_once:
                         self._save_last()
                 bar.update(1)
                 if tc["max_steps"] and self.step >= tc["max_steps"]:
@@ -456,6 +473,7 @@ class Trainer:
 
         d = self.diagnostics
         if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.out / "diagnostics.json", d)
         parts = [f"{t} {d['ratio'][t]:.3g} (w={d['weights'][t]:.4g})" for t in d["ratio"]]
         self.log(f"step-0 gradient on Z_s relative to the task's: {', '.join(parts)}; rows per batch {d['rows_per_batch']}"
