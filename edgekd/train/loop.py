@@ -126,7 +126,8 @@ class Trainer:
         self.task = create_task(cfg["model"]["task"], **self.task_args)
 
         student = create_student(cfg, self.task)
-        self.teacher = create_teacher(dc["teacher"], dc["teacher_arch"], dc["teacher_weights"] or None)
+        self.teacher = create_teacher(dc["teacher"], dc["teacher_arch"], dc["teacher_weights"] or None,
+                                      dc.get("teacher_layer") or None, dc.get("teacher_norm") or None, student.stride)
         distiller = None
         if self.teacher is not None:
             distiller = Distiller(dc["method"], dc["projection"], student.feature_channels, self.teacher.channels)
