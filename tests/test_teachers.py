@@ -161,3 +161,154 @@ def test_hed_teacher_stage_choice_and_bad_layer():
     t = create_teacher("hed", "", layer="conv3")
     assert t.channels == 256 and "conv3" in t.kind and len(t.encoder[1].blocks) == 3  # stages past conv3 are not built
     assert t(torch.zeros(2, 3, 64, 64)).shape == (2, 256, 16, 16)
+
+
+# ----------------------------------------------------------------------------- ONNX teachers
+class _TwoConv(torch.nn.Module):
+    """conv (stride 2) -> ReLU -> conv (stride 2) -> ReLU -> global pool -> linear: a tiny 'classifier'."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2, self.fc = torch.nn.Conv2d(3, 8, 3, 2, 1), torch.nn.Conv2d(8, 16, 3, 2, 1), torch.nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = torch.relu(self.c2(torch.relu(self.c1(x))))
+        return self.fc(x.mean((2, 3)))
+
+
+def _export(path, fixed=None):
+    torch.manual_seed(0)
+    size = fixed or (32, 32)
+    axes = None if fixed else {"x": {0: "n", 2: "h", 3: "w"}}
+    torch.onnx.export(_TwoConv().eval(), torch.zeros(1, 3, *size), str(path), input_names=["x"], output_names=["logits"],
+                      dynamic_axes=axes, opset_version=17, dynamo=False)
+    return path
+
+
+def _relu_outputs(path):
+    import onnx
+
+    return [n.output[0] for n in onnx.load(str(path)).graph.node if n.op_type == "Relu"]
+
+
+def _ort_at(path, name, x01):
+    """ONNX Runtime's value of node output ``name`` of the *whole* graph (exposed as an extra output)."""
+    import onnx
+    import onnxruntime as ort
+
+    m = onnx.load(str(path))
+    m.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    return torch.cat([torch.from_numpy(sess.run([name], {"x": x01[i:i + 1].numpy()})[0]) for i in range(len(x01))])  # batch 1 fits any graph
+
+
+def _imagenet(x01):
+    return (x01 - IMAGENET_MEAN) / IMAGENET_STD
+
+
+@needs_onnx
+@pytest.mark.parametrize("layer", [None, "first"])
+def test_onnx_teacher_features_equal_onnxruntime_at_the_cut(tmp_path, layer):
+    path = _export(tmp_path / "two_conv.onnx")
+    relu1, relu2 = _relu_outputs(path)
+    want = relu1 if layer else relu2  # automatic: the widest map at the student's stride (4 here), not the 1x1 pool
+    t = create_teacher(str(path), "", layer=relu1 if layer else None, norm="zero-one", stride=4)
+    assert t.channels == (8 if layer else 16) and want in t.kind and "onnx2torch" in t.kind or not HAS["onnx2torch"]
+    x01 = torch.rand(3, 3, 48, 64)
+    got = t(_imagenet(x01))  # edgekd feeds ImageNet-normalised images; the teacher undoes that for zero-one
+    ref = _ort_at(path, want, x01)
+    assert got.shape == ref.shape and torch.allclose(got, ref, atol=1e-5)
+
+
+@needs_onnx
+def test_onnx_teacher_falls_back_to_onnxruntime_and_resizes_to_a_fixed_graph(tmp_path, monkeypatch):
+    if HAS["onnx2torch"]:
+        import onnx2torch
+
+        def broken(*a, **k):
+            raise NotImplementedError("no converter for this op")
+
+        monkeypatch.setattr(onnx2torch, "convert", broken)
+    path = _export(tmp_path / "fixed.onnx", fixed=(32, 32))
+    t = create_teacher(str(path), "", norm="0.5,0.25:bgr", stride=32)
+    assert "onnxruntime" in t.kind and "stride 4" in t.kind  # no stride-32 map: the coarsest below it
+    x01 = torch.rand(2, 3, 64, 64)
+    got = t(_imagenet(x01))
+    small = torch.nn.functional.interpolate(x01, size=(32, 32), mode="bilinear", align_corners=False)
+    ref = _ort_at(path, _relu_outputs(path)[1], (small.flip(1) - 0.5) / 0.25)  # BGR, (x - 0.5) / 0.25
+    assert got.shape == (2, 16, 8, 8) and torch.allclose(got, ref, atol=1e-5)
+
+
+@needs_onnx
+def test_onnx_teacher_bad_inputs_give_one_line(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    path = _export(tmp_path / "two_conv.onnx")
+    cases = {"not a node output of": dict(spec=str(path), layer="/c9/Conv_output_0"),
+             "is not a 4-D feature map": dict(spec=str(path), layer="logits")}
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"this is not a protobuf \x00\xff" * 8)
+    cases["is not an ONNX model"] = dict(spec=str(junk))
+    flat = tmp_path / "flat.onnx"  # input -> global pool -> flatten: only a 1x1 map, nothing to distil from
+    g = helper.make_graph([helper.make_node("GlobalAveragePool", ["x"], ["p"]), helper.make_node("Flatten", ["p"], ["y"])], "flat",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(flat))
+    cases["has no 4-D feature output"] = dict(spec=str(flat))
+    cases["does not exist"] = dict(spec=str(tmp_path / "missing.onnx"))
+    for message, kw in cases.items():
+        with pytest.raises(EdgekdError, match=message) as e:
+            create_teacher(kw.pop("spec"), "", **kw)
+        assert "\n" not in str(e.value)
+    with pytest.raises(EdgekdError, match="--teacher-norm 'imagenet:xyz'"):
+        create_teacher(str(path), "", norm="imagenet:xyz")
+    with pytest.raises(EdgekdError, match="--teacher-layer applies to ONNX and HED"):
+        create_teacher("random:resnet18", "", layer="x")
+
+
+@needs_onnx
+def test_teacher_inspect_lists_outputs_with_stride(tmp_path):
+    path = _export(tmp_path / "two_conv.onnx")
+    relu1, relu2 = _relu_outputs(path)
+    out = run_cli(["teacher", "inspect", path, "--stride", "4", "--image-size", "64", "64"]).output
+    line = next(ln for ln in out.splitlines() if relu2 in ln)
+    assert line.startswith("*") and line.split()[-3:] == ["16", "4", "16x16"]
+    assert relu1 in run_cli(["teacher", "inspect", path, "--all"]).output
+    res = run_cli(["teacher", "inspect", tmp_path / "missing.onnx"], expect=2)
+    assert "error:" in res.output and "Traceback" not in res.output
+
+
+# ----------------------------------------------------------------------------- end to end
+ONE_STEP = [*tiny(train=2, val=2, batch=2), "--max-steps", "1"]
+
+
+@needs_ppocr
+def test_distill_depth_from_the_ppocr_text_detector(tmp_path):
+    import json
+
+    out = tmp_path / "ppocr"
+    res = run_cli(["distill", "--task", "depth", "--teacher", "ppocr-det", "--projection", "inverted", *ONE_STEP, "--out", out])
+    assert "done: 1 steps" in res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 1
+
+
+@needs_hed
+def test_distill_depth_from_hed_edges(tmp_path):
+    out = tmp_path / "hed"
+    res = run_cli(["distill", "--task", "depth", "--teacher", "hed", "--teacher-layer", "conv4", *ONE_STEP, "--out", out])
+    assert "done: 1 steps" in res.output
+
+
+@needs_onnx
+def test_distill_from_an_onnx_file_records_layer_and_norm(tmp_path):
+    import json
+
+    path = _export(tmp_path / "two_conv.onnx")
+    relu2 = _relu_outputs(path)[1]
+    out = tmp_path / "run"
+    run_cli(["distill", "--task", "segmentation", "--teacher", path, "--teacher-layer", relu2, "--teacher-norm", "zero-one",
+             *ONE_STEP, "--out", out])
+    cfg = json.loads((out / "config.json").read_text())["distill"]
+    assert cfg["teacher_layer"] == relu2 and cfg["teacher_norm"] == "zero-one"
