@@ -51,7 +51,7 @@ def test_registered_kind_is_dispatched_before_the_catch_all():
 
 def test_unknown_teacher_lists_the_kinds():
     with pytest.raises(EdgekdError) as e:
-        create_teacher("resnet_nonexistent", "vit_base_patch32_224")
+        create_teacher("hf-hub:timm/resnet18", "vit_base_patch32_224")  # no kind takes it (nothing is downloaded)
     msg = str(e.value)
     assert "\n" not in msg and "FILE.onnx" in msg and "hed" in msg
 
@@ -84,10 +84,9 @@ def test_efficientnet_lite0_imagenet_weights_map_onto_timm():
     assert all(mapped[k].shape == target[k].shape for k in target)
     by_order = map_by_order(sd, target)  # an independent mapping (order and shape) agrees on every tensor
     assert all(torch.equal(by_order[k], mapped[k]) for k in by_order)
-    teacher = create_teacher("efficientnet_lite0", "", "imagenet")
-    bn = teacher.encoder.model.bn1
+    model = create_teacher("efficientnet_lite0", "", "imagenet").encoder.model  # through the registry and packaged.py
+    bn = model.bn1
     assert torch.equal(bn.running_var, sd["_bn0.running_var"]) and not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
-    model.load_state_dict(mapped)
     # A checkerboard is a crossword puzzle (ImageNet class 918) to a real ImageNet classifier.
     board = ((torch.arange(224)[:, None] // 28 + torch.arange(224)[None] // 28) % 2).float().expand(1, 3, 224, 224)
     with torch.no_grad():

@@ -161,6 +161,9 @@ class OrtModule(nn.Module):
             self._sess = ort.InferenceSession(self.model_bytes, providers=["CPUExecutionProvider"])
         return self._sess
 
+    def __getstate__(self):  # copies (deepcopy, pickling) rebuild the session on first use
+        return {k: (None if k == "_sess" else v) for k, v in self.__dict__.items()}
+
     def forward(self, x):
         sess = self._session()
         a = x.detach().float().cpu().numpy()
@@ -199,10 +202,10 @@ def constants_to_initializers(model):
     return model
 
 
-def to_module(sub, fixed_batch, probe_hw) -> tuple[nn.Module, str]:
+def to_module(sub, fixed_batch, check_hw) -> tuple[nn.Module, str]:
     """onnx2torch when it converts and agrees with ONNX Runtime; else ONNX Runtime. Returns (module, which)."""
     ort_mod = OrtModule(sub.SerializeToString(), fixed_batch)
-    x = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 3, *probe_hw)).astype(np.float32))
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 3, *check_hw)).astype(np.float32))
     ref = ort_mod(x)
     try:
         from onnx2torch import convert
@@ -236,7 +239,9 @@ def onnx_teacher(path, layer=None, norm=None, stride=32, display=None) -> Frozen
             raise EdgekdError(f"--teacher-layer {layer!r} of {source} is not a 4-D feature map (N, C, H, W); pick one listed by: edgekd teacher inspect {source}")
     else:
         chosen = choose_layer(cands, stride, source)
-    net, runtime = to_module(cut(model, chosen.name), dims[0], hw)
+    side = max(2 * chosen.stride, 32)  # a small check (2x2 at the cut for stride >= 16): enough to compare, and quick
+    check_hw = fixed or (side, side)
+    net, runtime = to_module(cut(model, chosen.name), dims[0], check_hw)
     enc = nn.Sequential(TeacherInput(parse_norm(norm), fixed), net)
     how = "given" if layer else "chosen"
     kind = f"onnx, layer {chosen.name} ({how}, stride {chosen.stride}), {runtime}, norm {parse_norm(norm).text}"
