@@ -51,7 +51,7 @@ def test_registered_kind_is_dispatched_before_the_catch_all():
 
 def test_unknown_teacher_lists_the_kinds():
     with pytest.raises(EdgekdError) as e:
-        create_teacher("hf-hub:timm/resnet18", "vit_base_patch32_224")  # no kind takes it (nothing is downloaded)
+        create_teacher("hub:resnet18", "vit_base_patch32_224")  # no kind takes it (nothing is downloaded)
     msg = str(e.value)
     assert "\n" not in msg and "FILE.onnx" in msg and "hed" in msg
 
