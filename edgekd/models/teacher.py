@@ -1,4 +1,4 @@
-"""Frozen teachers: random, timm with local weights, or an edgekd checkpoint of another task.
+"""Frozen teachers: random, timm with local or packaged weights, an edgekd checkpoint of another task (ONNX: onnx_teacher.py, HED: hed.py).
 
 The teacher is frozen by construction (mdistiller's manner): its parameters do
 not require grad, it stays in eval mode through ``.train()``, it runs under
@@ -62,45 +62,99 @@ class _StudentEncoder(nn.Module):
         return self.encoder(x)[-1]
 
 
-def _timm_teacher(name: str, weights: str | None, kind: str, tap: str = "norm") -> FrozenTeacher:
+def _wrap_input(encoder: nn.Module, norm: str | None) -> nn.Module:
+    """Prepend the teacher's own normalisation when it is not edgekd's ImageNet one."""
+    if not norm or norm.strip() == "imagenet":
+        return encoder
+    from .teacher_input import TeacherInput, parse_norm
+
+    return nn.Sequential(TeacherInput(parse_norm(norm)), encoder)
+
+
+def _no_layer(req, kind: str) -> None:
+    if req.layer:
+        raise EdgekdError(f"--teacher-layer applies to ONNX and HED teachers, not to a {kind} teacher; drop it")
+
+
+def _resolve_weights(name: str, weights: str) -> str:
+    """``imagenet`` -> the file a pip package ships for ``name`` (see packaged.py); else the path as given."""
+    if weights.strip().lower() != "imagenet":
+        return weights
+    from .packaged import PACKAGED, packaged_weights_path
+
+    imagenet = [k for k, e in PACKAGED.items() if e.layout in ("torchvision", "efficientnet_pytorch")]
+    if name not in imagenet:
+        raise EdgekdError(f"no package ships ImageNet weights for {name!r} (packaged: {', '.join(imagenet)}); give --teacher-weights FILE")
+    return str(packaged_weights_path(name))
+
+
+def _timm_teacher(name: str, weights: str | None, kind: str, norm: str | None = None, tap: str = "norm") -> FrozenTeacher:
     from .timm_names import create_timm
 
+    weights = _resolve_weights(name, weights) if weights else None  # before building: a missing package fails fast
     model = create_timm(name, "teacher")
     if weights:
         from .weights import load_into, read_state_dict
 
         load_into(model, read_state_dict(weights), weights)
-    enc = _TimmLastFeatures(model, tap).eval()  # eval before probing: a train-mode forward would move BatchNorm statistics
+    enc = _wrap_input(_TimmLastFeatures(model, tap), norm).eval()  # eval before probing: a train-mode forward would move BatchNorm statistics
     with torch.no_grad():
         channels = enc(torch.zeros(1, 3, 64, 64)).shape[1]
     return FrozenTeacher(enc, channels, name, kind)
 
 
-def create_teacher(spec: str, default_arch: str, weights: str | None = None, tap: str = "norm") -> FrozenTeacher | None:
-    """``none`` | ``random`` | ``random:NAME`` | ``NAME`` (with ``weights``) | path to an edgekd checkpoint."""
+def build_random(req) -> FrozenTeacher:
+    _no_layer(req, "random")
+    name = req.spec.split(":", 1)[1] if req.spec.startswith("random:") else req.default_arch
+    return _timm_teacher(name, None, "random", req.norm, req.tap)
+
+
+def build_timm(req) -> FrozenTeacher:
+    import timm
+
+    _no_layer(req, "timm")
+    spec = req.spec
+    if not timm.is_model(spec):
+        from .teacher_kinds import teacher_kinds_help
+        from .timm_names import check_timm_name
+
+        try:
+            check_timm_name(spec, "teacher")
+        except EdgekdError as e:
+            raise EdgekdError(f"{e}; --teacher takes {teacher_kinds_help()}") from None
+    if not req.weights:
+        raise EdgekdError(
+            f"teacher {spec!r} needs --teacher-weights FILE or imagenet (nothing is downloaded); use --teacher random:{spec} for a randomly initialised one"
+        )
+    return _timm_teacher(spec, req.weights, "pretrained", req.norm, req.tap)
+
+
+def build_checkpoint(req) -> FrozenTeacher:
+    from ..fileio import load_checkpoint
+    from .student import student_from_checkpoint
+
+    _no_layer(req, "edgekd checkpoint")
+    p = Path(req.spec).expanduser()
+    if not p.exists():
+        raise EdgekdError(f"teacher checkpoint {p} does not exist; train one with edgekd distill, or use --teacher random")
+    ckpt = load_checkpoint(p)
+    student, task, _ = student_from_checkpoint(ckpt, str(p))
+    enc = _wrap_input(_StudentEncoder(student.encoder), req.norm)
+    return FrozenTeacher(enc, student.feature_channels, str(p), f"edgekd:{task.name}")
+
+
+def create_teacher(spec: str, default_arch: str, weights: str | None = None, layer: str | None = None,
+                   norm: str | None = None, stride: int = 32, tap: str = "norm") -> FrozenTeacher | None:
+    """``none``, or any kind in the registry (teacher_kinds.py): random, random:NAME, timm NAME with
+    ``weights`` (a file or ``imagenet``), an edgekd checkpoint, an ONNX file, ``ppocr-det``, ``hed``.
+
+    ``layer`` picks the feature output of an ONNX/HED teacher, ``norm`` the input normalisation the teacher
+    expects (teacher_input.py), ``stride`` the student's feature stride (the automatic layer matches it).
+    """
+    from .teacher_kinds import TeacherRequest, find_teacher_kind
+
     spec = (spec or "none").strip()
     if spec == "none":
         return None
-    if spec == "random":
-        return _timm_teacher(default_arch, None, "random", tap)
-    if spec.startswith("random:"):
-        return _timm_teacher(spec.split(":", 1)[1], None, "random", tap)
-    p = Path(spec).expanduser()
-    if p.suffix in (".pt", ".pth") or p.exists() or "/" in spec:
-        from ..fileio import load_checkpoint
-        from .student import student_from_checkpoint
-
-        if not p.exists():
-            raise EdgekdError(f"teacher checkpoint {p} does not exist; train one with edgekd distill, or use --teacher random")
-        ckpt = load_checkpoint(p)
-        student, task, _ = student_from_checkpoint(ckpt, str(p))
-        return FrozenTeacher(_StudentEncoder(student.encoder), student.feature_channels, str(p), f"edgekd:{task.name}")
-    if not weights:
-        raise EdgekdError(
-            f"teacher {spec!r} needs --teacher-weights FILE (nothing is downloaded); use --teacher random:{spec} for a randomly initialised one"
-        )
-    if weights == "imagenet":
-        from .packaged import packaged_weights_path
-
-        weights = str(packaged_weights_path(spec))
-    return _timm_teacher(spec, weights, "pretrained", tap)
+    req = TeacherRequest(spec, default_arch, weights or None, layer or None, norm or None, int(stride), tap)
+    return find_teacher_kind(spec).build(req)

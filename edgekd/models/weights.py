@@ -1,4 +1,4 @@
-"""Loading local teacher weights: timm state dicts and torchvision state dicts (keys mapped by order)."""
+"""Loading local teacher weights: timm, torchvision (keys mapped by order) and efficientnet_pytorch (keys renamed) state dicts."""
 
 from __future__ import annotations
 
@@ -45,6 +45,8 @@ def map_by_order(src: dict, model_sd: dict) -> dict | None:
 def load_into(model, sd: dict, source: str, role: str = "teacher") -> None:
     """Load ``sd`` into ``model`` exactly, else map torchvision-style names, else refuse naming the keys that differ."""
     target = model.state_dict()
+    if is_efficientnet_pytorch(sd):
+        sd = map_efficientnet_pytorch(sd, model)
     if set(k for k, _ in _entries(sd)) == set(k for k, _ in _entries(target)):
         bad = [k for k, v in _entries(sd) if tuple(v.shape) != tuple(target[k].shape)]
         if not bad:
@@ -64,3 +66,38 @@ def load_into(model, sd: dict, source: str, role: str = "teacher") -> None:
         f"{role} weights {source} do not fit the model: {len(missing)} keys missing (e.g. {missing[:2]}), "
         f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}); check the model name matches the file"
     )
+
+
+# efficientnet_pytorch (lukemelas) names -> timm EfficientNet names.  Its blocks are one flat list;
+# timm nests them by stage.  A block with an expansion conv is timm's InvertedResidual
+# (conv_pw/bn1, conv_dw/bn2, conv_pwl/bn3); one without is a DepthwiseSeparableConv (conv_dw/bn1, conv_pw/bn2).
+_EFFNET_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+_EFFNET_IR = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+              "_project_conv": "conv_pwl", "_bn2": "bn3", "_se._se_reduce": "se.conv_reduce", "_se._se_expand": "se.conv_expand"}
+_EFFNET_DS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2",
+              "_se._se_reduce": "se.conv_reduce", "_se._se_expand": "se.conv_expand"}
+
+
+def is_efficientnet_pytorch(sd: dict) -> bool:
+    return "_conv_stem.weight" in sd and any(k.startswith("_blocks.") for k in sd)
+
+
+def map_efficientnet_pytorch(sd: dict, model) -> dict:
+    """Rename an efficientnet_pytorch state dict onto a timm EfficientNet (``efficientnet_lite0``, ``efficientnet_b0``...)."""
+    flat = [(si, bi, type(b).__name__) for si, stage in enumerate(model.blocks) for bi, b in enumerate(stage)]
+    out = {}
+    for key, value in sd.items():
+        head, _, leaf = key.rpartition(".")
+        if head in _EFFNET_TOP:
+            out[f"{_EFFNET_TOP[head]}.{leaf}"] = value
+            continue
+        parts = head.split(".")
+        if parts[0] != "_blocks" or not parts[1].isdigit() or int(parts[1]) >= len(flat):
+            raise EdgekdError(f"efficientnet_pytorch key {key!r} has no counterpart in the timm model; check the model name")
+        si, bi, cls = flat[int(parts[1])]
+        table = _EFFNET_DS if cls == "DepthwiseSeparableConv" else _EFFNET_IR
+        sub = ".".join(parts[2:])
+        if sub not in table:
+            raise EdgekdError(f"efficientnet_pytorch key {key!r} has no counterpart in timm's {cls}; check the model name")
+        out[f"blocks.{si}.{bi}.{table[sub]}.{leaf}"] = value
+    return out

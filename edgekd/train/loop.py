@@ -127,7 +127,9 @@ class Trainer:
 
         self.log = print if self.dist.is_main and progress else (lambda *a, **k: None)
         student = create_student(cfg, self.task, log=self.log)
-        self.teacher = create_teacher(dc["teacher"], dc["teacher_arch"], dc["teacher_weights"] or None, tap=dc["teacher_tap"])
+        self.teacher = create_teacher(dc["teacher"], dc["teacher_arch"], dc["teacher_weights"] or None,
+                                      dc.get("teacher_layer") or None, dc.get("teacher_norm") or None, student.stride,
+                                      tap=dc["teacher_tap"])
         distiller = None
         if self.teacher is not None:
             distiller = Distiller(dc["method"], dc["projection"], student.feature_channels, self.teacher.channels, dc["normalize"])
