@@ -259,14 +259,25 @@ def _resume_config(kw: dict, out) -> dict:
 
 
 def _teacher_kind(spec: str) -> str:
-    """none | random | checkpoint | named: how :func:`edgekd.models.create_teacher` will read ``spec``."""
-    from pathlib import Path
+    """none | random | checkpoint | named | file | packaged: how :func:`edgekd.models.create_teacher` will read
+    ``spec``, from the teacher-kind registry (models/teacher_kinds.py)."""
+    from .models.teacher_kinds import find_teacher_kind
 
     spec = (spec or "none").strip()
-    if spec in ("none", "random") or spec.startswith("random:"):
-        return spec.split(":")[0]
-    p = Path(spec).expanduser()
-    return "checkpoint" if p.suffix in (".pt", ".pth") or p.exists() or "/" in spec else "named"
+    if spec == "none":
+        return "none"
+    try:
+        kind = find_teacher_kind(spec).name
+    except EdgekdError:
+        return "named"  # building it gives the registry's one-line error
+    return {"random": "random", "random:NAME": "random", "edgekd": "checkpoint", "timm": "named", "onnx": "file"}.get(kind, "packaged")
+
+
+def _weights_file_missing(weights: str) -> bool:
+    """A weights file the user names must exist; ``imagenet`` is resolved from an installed package later."""
+    from pathlib import Path
+
+    return weights.strip().lower() != "imagenet" and not Path(weights).expanduser().is_file()
 
 
 def _check_teacher_options(cfg: dict, kw: dict) -> None:
@@ -276,7 +287,8 @@ def _check_teacher_options(cfg: dict, kw: dict) -> None:
     d = cfg["distill"]
     teacher, kind = d["teacher"], _teacher_kind(d["teacher"])
     if kw.get("teacher_weights") and kind != "named":
-        what = {"none": "means no teacher", "random": "is randomly initialised", "checkpoint": "is an edgekd checkpoint with its own weights"}[kind]
+        what = {"none": "means no teacher", "random": "is randomly initialised", "checkpoint": "is an edgekd checkpoint with its own weights",
+                "file": "is an ONNX file with its own weights", "packaged": "comes with its own packaged weights"}[kind]
         raise EdgekdError(f"--teacher {teacher} and --teacher-weights {kw['teacher_weights']} contradict each other: that teacher {what}; "
                           "drop --teacher-weights or name the timm model the file is for (--teacher NAME)")
     if kind == "none":
@@ -291,8 +303,10 @@ def _check_teacher_options(cfg: dict, kw: dict) -> None:
         if not Path(teacher).expanduser().is_file():
             raise EdgekdError(f"teacher checkpoint {teacher} does not exist; train one with edgekd distill, or use --teacher random")
         check_torch_file(teacher, "teacher checkpoint")
-    if kind == "named" and d["teacher_weights"]:
-        if not Path(d["teacher_weights"]).expanduser().is_file():
+    if kind == "file" and not Path(teacher).expanduser().is_file():
+        raise EdgekdError(f"teacher file {teacher} does not exist; give an ONNX model file (edgekd teacher inspect FILE lists its layers)")
+    if kind == "named" and d["teacher_weights"] and d["teacher_weights"].strip().lower() != "imagenet":
+        if _weights_file_missing(d["teacher_weights"]):
             raise EdgekdError(f"teacher weights file {d['teacher_weights']} does not exist; give a local .pth/.pt/.safetensors file")
         if not d["teacher_weights"].endswith(".safetensors"):
             check_torch_file(d["teacher_weights"], "teacher weights")
@@ -396,8 +410,8 @@ def _check_grid_teachers(teachers: list, weights: dict) -> None:
     for name, f in weights.items():
         if name not in teachers:
             raise EdgekdError(f"--teacher-weights {name}={f} names no teacher of --teachers {','.join(teachers)}; add {name} to --teachers or drop it")
-        if not Path(f).expanduser().is_file():
-            raise EdgekdError(f"teacher weights file {f} (for {name}) does not exist; give a local .pth/.pt/.safetensors file")
+        if _weights_file_missing(f):
+            raise EdgekdError(f"teacher weights file {f} (for {name}) does not exist; give a local .pth/.pt/.safetensors file or imagenet")
     for t in teachers:
         kind = _teacher_kind(t)
         if kind == "checkpoint" and not Path(t).expanduser().is_file():
