@@ -44,11 +44,11 @@ teacher)
   tail -n 1 "$WORK/teacher-depth/metrics.jsonl"
   ;;
 grid)
-  # Two streams of one thread each, into one comparison folder (compare resumes and merges cells);
+  # Two streams of one thread each (plus the 'none' stage), into one comparison folder (compare resumes and merges cells);
   # seed-major order inside each stream, so a grid cut short still has every cell at its first seeds.
   C=(compare "${REGIME[@]}" --seeds $SEEDS --methods fitnet --quiet --out "$WORK/grid")
   export OMP_NUM_THREADS=1
-  ( python -m edgekd "${C[@]}" --teachers none,random --projections inverted,traditional --distill-weight auto --set distill.grad_ratio=$DRATIO
+  ( python -m edgekd "${C[@]}" --teachers random --projections inverted,traditional --distill-weight auto --set distill.grad_ratio=$DRATIO
     python -m edgekd "${C[@]}" --teachers none --spectral 2 --set distill.spectral_weight=auto --set distill.grad_ratio=$SRATIO ) &
   sleep 20
   python -m edgekd "${C[@]}" --teachers efficientnet_lite0,"$WORK/teacher-depth/best.pt" \
