@@ -16,6 +16,7 @@ from functools import wraps
 import click
 
 from . import __version__
+from .bench.runners.base import list_backends
 from .errors import EdgekdError
 
 
@@ -275,7 +276,7 @@ def export(run, fmt, precision, **kw):
 @click.argument("model", type=click.Path())
 @click.option("--profile", default=None, help="Profile whose target, input size and bench settings to use [the model's].")
 @click.option("--target", default=None, help="Target name or TOML (overrides the profile's).")
-@click.option("--backend", type=click.Choice(["auto", "onnxruntime", "ort-cpu", "ort-cuda", "ort-tensorrt", "ort-xnnpack", "tensorrt", "torch"]),
+@click.option("--backend", type=click.Choice(["auto", *list_backends(aliases=True)]),
               default=None, help="[auto: the first of the target's runtimes this machine has]")
 @click.option("--data", default=None, help="Validation data: 'synthetic' or a path [the data the model was trained on].")
 @click.option("--data-format", default=None)
