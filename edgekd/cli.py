@@ -312,6 +312,40 @@ def bench(model, json_path, no_accuracy, quiet, **kw):
         click.echo(f"latency budget of {result['budget']['target']} missed", err=True)
 
 
+# --------------------------------------------------------------------------- fit
+@cli.command()
+@click.option("--profile", default=None, help="Profile whose target, task and input size to fit [the --target's shipped profile, else jetson].")
+@click.option("--target", default=None, help="Target name or TOML (overrides the profile's).")
+@click.option("--candidates", default=None, metavar="NAME@HxW@PREC,...",
+              help="Own candidates, e.g. mobilenetv2_100@192x256@int8 (size and precision optional) "
+                   "[mobilenetv2_050, mobilenetv2_100, efficientnet_lite0 at the profile's size and 3/4 of it].")
+@click.option("--backend", default="auto", show_default=True, help="Bench backend for ONNX files [auto: the target's].")
+@click.option("--min-time", type=float, default=0.3, show_default=True, help="Seconds of timed runs per candidate and round.")
+@click.option("--rounds", type=int, default=1, show_default=True, help="Interleaved timing rounds (median kept).")
+@click.option("--train-epochs", type=int, default=0, show_default=True,
+              help="Also train each fitting candidate this long (no teacher) and add the task metric, with fit.png.")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a training key for --train-epochs (repeatable).")
+@click.option("--out", default=None, type=click.Path(), help="Output directory [runs/fit-<profile>].")
+@click.option("--write-profile", default=None, type=click.Path(), help="Write the chosen candidate as a profile TOML for edgekd distill.")
+@_user_errors
+def fit(**kw):
+    """Which student, input size and precision meet the target's latency budget on this device.
+
+    \b
+    Exports each candidate untrained (latency does not depend on weights), times it with the
+    target's backend, and prints a table sorted by latency: p50/p90, throughput, size, parameters,
+    MACs, fits-the-budget, Pareto front.  Writes fit.json and fit.md (and fit.png with --train-epochs).
+      edgekd fit --profile mobile
+      edgekd fit --profile mobile --train-epochs 2 --write-profile my.toml
+    """
+    from .fit import format_table, run_fit
+
+    result = run_fit(profile=kw["profile"], target=kw["target"], candidates=kw["candidates"], backend=kw["backend"],
+                     min_time=kw["min_time"], rounds=kw["rounds"], train_epochs=kw["train_epochs"], sets=kw["sets"],
+                     out=kw["out"], write_profile=kw["write_profile"], log=click.echo)
+    click.echo(format_table(result))
+
+
 # --------------------------------------------------------------------------- data
 @cli.group()
 def data():

@@ -79,6 +79,16 @@ class BaseRunner:
             pass
 
 
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (torch alone takes seconds)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def register_backend(name: str, aliases: tuple[str, ...] = (), **defaults):
     """Class decorator: register ``cls`` as backend ``name``; ``defaults`` are passed to its constructor."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from ...errors import EdgekdError, MissingDependencyError
-from .base import BaseRunner, register_backend
+from .base import BaseRunner, installed, register_backend
 
 _MISSING = "OpenVINO is not installed; pip install openvino (or edgekd[openvino]), or use --backend ort-cpu"
 
@@ -24,11 +24,7 @@ class OpenVINORunner(BaseRunner):
 
     @classmethod
     def unavailable(cls, **_) -> str | None:
-        try:
-            import openvino  # noqa: F401
-        except ImportError:
-            return _MISSING
-        return None
+        return None if installed("openvino") else _MISSING
 
     def open(self):
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from ...errors import MissingDependencyError
-from .base import BaseRunner, register_backend
+from .base import BaseRunner, installed, register_backend
 
 
 @register_backend("torch")
@@ -18,11 +18,7 @@ class TorchRunner(BaseRunner):
 
     @classmethod
     def unavailable(cls, **_) -> str | None:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            return "--backend torch needs PyTorch; bench an ONNX file instead"
-        return None
+        return None if installed("torch") else "--backend torch needs PyTorch; bench an ONNX file instead"
 
     def open(self):
         try:
