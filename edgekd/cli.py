@@ -319,7 +319,8 @@ def bench(model, json_path, no_accuracy, quiet, **kw):
 @click.option("--candidates", default=None, metavar="NAME@HxW@PREC,...",
               help="Own candidates, e.g. mobilenetv2_100@192x256@int8 (size and precision optional) "
                    "[mobilenetv2_050, mobilenetv2_100, efficientnet_lite0 at the profile's size and 3/4 of it].")
-@click.option("--backend", default="auto", show_default=True, help="Bench backend for ONNX files [auto: the target's].")
+@click.option("--backend", default="auto", show_default=True,
+              help=f"Bench backend for ONNX files: auto (the target's), {', '.join(list_backends('onnx'))}.")
 @click.option("--min-time", type=float, default=0.3, show_default=True, help="Seconds of timed runs per candidate and round.")
 @click.option("--rounds", type=int, default=1, show_default=True, help="Interleaved timing rounds (median kept).")
 @click.option("--train-epochs", type=int, default=0, show_default=True,

@@ -276,6 +276,8 @@ def resolve_backend(requested: str, target: dict) -> str:
 def run_fit(profile=None, target=None, candidates=None, backend="auto", min_time=0.3, rounds=1, train_epochs=0, sets=(),
             out=None, write_profile=None, log=print) -> dict:
     """Export, time (and with ``train_epochs`` train and score) every candidate; write fit.json, fit.md (+ fit.png)."""
+    from .bench.runners import backend_class
+
     cfg, target_ref = _base_config(profile, target)
     tgt = cfg["target"]
     backend = resolve_backend(backend, tgt)
@@ -287,6 +289,9 @@ def run_fit(profile=None, target=None, candidates=None, backend="auto", min_time
     out = Path(out or f"runs/fit-{cfg['profile']['name']}")
     threads = min(tgt["threads"], os.cpu_count() or 1)
     log(f"edgekd fit: {len(cands)} candidates for {tgt['name']} on {backend} ({threads} threads) -> {out}")
+    if tgt["accelerator"] != backend_class(backend).accelerator:
+        log(f"  note: {tgt['name']} has a {tgt['accelerator']} accelerator but {backend} runs on this machine's "
+            f"{backend_class(backend).accelerator}: the latencies are this machine's; run edgekd fit on the device itself")
     exporter = Exporter(cfg, out, symmetric="tensorrt" in tgt["runtimes"], log=log)
     rows = []
     for i, c in enumerate(cands):
