@@ -16,6 +16,7 @@ from functools import wraps
 import click
 
 from . import __version__
+from .bench.runners.base import list_backends
 from .errors import EdgekdError
 
 
@@ -472,7 +473,7 @@ def export(run, fmt, precision, **kw):
 @click.argument("model", type=click.Path())
 @click.option("--profile", default=None, help="Profile whose target, input size and bench settings to use [the model's].")
 @click.option("--target", default=None, help="Target name or TOML (overrides the profile's).")
-@click.option("--backend", type=click.Choice(["auto", "onnxruntime", "ort-cpu", "ort-cuda", "ort-tensorrt", "ort-xnnpack", "tensorrt", "torch"]),
+@click.option("--backend", type=click.Choice(["auto", *list_backends(aliases=True)]),
               default=None, help="[auto: the first of the target's runtimes this machine has]")
 @click.option("--data", default=None, help="Validation data: 'synthetic' or a path [the data the model was trained on].")
 @click.option("--data-format", default=None)
@@ -548,6 +549,41 @@ def teacher_inspect(model, image_size, stride, show_all):
     for c in rows:
         mark = "*" if c == chosen else " "
         click.echo(f"{mark} {c.name:40s} {c.op:20s} {c.channels:8d} {c.stride:6d}  {c.height}x{c.width}")
+
+
+# --------------------------------------------------------------------------- fit
+@cli.command()
+@click.option("--profile", default=None, help="Profile whose target, task and input size to fit [the --target's shipped profile, else jetson].")
+@click.option("--target", default=None, help="Target name or TOML (overrides the profile's).")
+@click.option("--candidates", default=None, metavar="NAME@HxW@PREC,...",
+              help="Own candidates, e.g. mobilenetv2_100@192x256@int8 (size and precision optional) "
+                   "[mobilenetv2_050, mobilenetv2_100, efficientnet_lite0 at the profile's size and 3/4 of it].")
+@click.option("--backend", default="auto", show_default=True,
+              help=f"Bench backend for ONNX files: auto (the target's), {', '.join(list_backends('onnx'))}.")
+@click.option("--min-time", type=float, default=0.3, show_default=True, help="Seconds of timed runs per candidate and round.")
+@click.option("--rounds", type=int, default=1, show_default=True, help="Interleaved timing rounds (median kept).")
+@click.option("--train-epochs", type=int, default=0, show_default=True,
+              help="Also train each fitting candidate this long (no teacher) and add the task metric, with fit.png.")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a training key for --train-epochs (repeatable).")
+@click.option("--out", default=None, type=click.Path(), help="Output directory [runs/fit-<profile>].")
+@click.option("--write-profile", default=None, type=click.Path(), help="Write the chosen candidate as a profile TOML for edgekd distill.")
+@_user_errors
+def fit(**kw):
+    """Which student, input size and precision meet the target's latency budget on this device.
+
+    \b
+    Exports each candidate untrained (latency does not depend on weights), times it with the
+    target's backend, and prints a table sorted by latency: p50/p90, throughput, size, parameters,
+    MACs, fits-the-budget, Pareto front.  Writes fit.json and fit.md (and fit.png with --train-epochs).
+      edgekd fit --profile mobile
+      edgekd fit --profile mobile --train-epochs 2 --write-profile my.toml
+    """
+    from .fit import format_table, run_fit
+
+    result = run_fit(profile=kw["profile"], target=kw["target"], candidates=kw["candidates"], backend=kw["backend"],
+                     min_time=kw["min_time"], rounds=kw["rounds"], train_epochs=kw["train_epochs"], sets=kw["sets"],
+                     out=kw["out"], write_profile=kw["write_profile"], log=click.echo)
+    click.echo(format_table(result))
 
 
 # --------------------------------------------------------------------------- data

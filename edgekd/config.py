@@ -18,6 +18,7 @@ try:  # Python 3.11+
 except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
     import tomli as tomllib
 
+from .bench.runners.base import list_backends
 from .errors import EdgekdError
 
 RESOURCES = Path(__file__).parent / "resources"
@@ -29,7 +30,7 @@ METHODS = ("fitnet", "at", "pkt", "ensemble")
 PROJECTIONS = ("inverted", "traditional")
 PRECISIONS = ("fp32", "fp16", "int8")
 FORMATS = ("onnx", "tensorrt")
-BACKENDS = ("auto", "onnxruntime", "ort-cpu", "ort-cuda", "ort-tensorrt", "ort-xnnpack", "tensorrt", "torch")
+BACKENDS = ("auto", *list_backends(aliases=True))  # the bench runner registry (edgekd/bench/runners/)
 
 
 def _int(lo=None, hi=None):

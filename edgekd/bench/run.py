@@ -50,72 +50,43 @@ def model_kind(path: Path) -> str:
     raise EdgekdError(f"{path}: unknown model type {suffix or '(no suffix)'}; give a .onnx file, a TensorRT .engine, or an edgekd .pt checkpoint")
 
 
+# What each kind of model file is called in messages: as a backend's input, and as the file given.
+_FILE_NEEDED = {"onnx": "an ONNX model", "engine": "a .engine file", "torch": "a .pt file"}
+_FILE_GIVEN = {"onnx": "an ONNX model", "engine": "a TensorRT engine", "torch": "a .pt checkpoint"}
+
+
 def pick_backend(kind: str, requested: str, target: dict | None) -> str:
-    if kind == "engine":
-        if requested not in ("auto", "tensorrt"):
-            raise EdgekdError(f"a TensorRT engine runs only with --backend tensorrt (got {requested})")
-        return "tensorrt"
-    if kind == "torch":
-        if requested not in ("auto", "torch"):
-            raise EdgekdError(f"a .pt checkpoint runs only with --backend torch (got {requested}); export it to ONNX first")
-        return "torch"
-    if requested in ("tensorrt", "torch"):
-        raise EdgekdError(f"--backend {requested} needs a {'.engine' if requested == 'tensorrt' else '.pt'} file, not an ONNX model")
-    if requested == "onnxruntime":
-        requested = "ort-cpu"
-    if requested != "auto":
-        return requested
-    from .runners import ORT_BACKENDS
+    """The registered backend that runs a ``kind`` file: ``auto`` asks the target (runners.base.auto_backend)."""
+    from .runners import auto_backend, backend_class, list_backends
 
-    try:
-        import onnxruntime as ort
-
-        available = set(ort.get_available_providers())
-    except ImportError:
-        available = set()
-    wanted = (target or {}).get("providers") or ["CPUExecutionProvider"]
-    by_provider = {v: k for k, v in ORT_BACKENDS.items()}
-    for p in wanted:
-        if p in available and p in by_provider:
-            return by_provider[p]
-    return "ort-cpu"
+    if requested == "auto":
+        return auto_backend(kind, target)
+    cls = backend_class(requested)
+    if cls.model_kind != kind:
+        if kind == "onnx":
+            raise EdgekdError(f"--backend {requested} needs {_FILE_NEEDED[cls.model_kind]}, not an ONNX model")
+        raise EdgekdError(f"{_FILE_GIVEN[kind]} runs only with --backend {' or '.join(list_backends(kind))} (got {requested})"
+                          + ("; export it to ONNX first" if kind == "torch" else ""))
+    return cls.name
 
 
 def make_runner(path: Path, kind: str, backend: str, threads: int, precision: str):
-    from .runners import ORT_BACKENDS, OrtRunner, TensorRTRunner, TorchRunner
+    """An open runner of ``backend`` for ``path`` (close it, or use it as a context manager)."""
+    from .runners import create_runner
 
-    if kind == "onnx":
-        if backend not in ORT_BACKENDS:
-            raise EdgekdError(f"unknown backend {backend!r}; use one of: auto, {', '.join(ORT_BACKENDS)}")
-        try:
-            return OrtRunner(path, backend, threads)
-        except EdgekdError as e:
-            if "cannot load" in str(e) and ("Protobuf" in str(e) or "protobuf" in str(e) or "parse" in str(e).lower()):
-                raise EdgekdError(f"{path} is not a valid ONNX model (onnxruntime cannot parse it); give the model.onnx written by edgekd export") from None
-            raise
-    if kind == "engine":
-        return TensorRTRunner(path)
-    return TorchRunner(path, "auto", precision, threads)
+    return create_runner(backend, path, threads=threads, precision=precision).open()
 
 
 def model_metadata(runner, kind: str, path: Path) -> dict:
-    if kind == "onnx":
-        meta = dict(runner.session.get_modelmeta().custom_metadata_map)
-    elif kind == "engine":
-        side = Path(str(path) + ".json")
-        meta = json.loads(side.read_text()) if side.exists() else {}
-    else:
-        from ..export.onnx_export import build_metadata
-
-        meta = build_metadata(runner.task, runner.cfg, runner.ckpt, "fp32")
+    meta = runner.metadata()
     if "task" not in meta:
         raise EdgekdError(f"{path} carries no edgekd metadata (task, input size, normalisation); export it with edgekd export")
     return meta
 
 
 def input_hw(runner, kind: str, meta: dict) -> tuple[int, int]:
-    if kind == "onnx":
-        shape = runner.input.shape
+    shape = runner.input_shape()
+    if shape:
         if len(shape) != 4 or shape[1] != 3:
             raise EdgekdError(f"model input has shape {shape}; edgekd bench expects (batch, 3, H, W)")
         if isinstance(shape[2], int) and isinstance(shape[3], int):
@@ -238,7 +209,7 @@ def run_bench(model, profile=None, target=None, backend=None, data=None, data_fo
         p90 = results["latency"]["batch1"]["p90_ms"]
         results["budget"] = {"target": tgt["name"], "latency_budget_ms": budget, "p90_ms": p90, "pass": p90 <= budget}
     if accuracy_check:
-        acc = accuracy(runner, task, data, data_format, val_size, seed, hw, 8 if kind != "engine" else 1, show_progress, direction)
+        acc = accuracy(runner, task, data, data_format, val_size, seed, hw, runner.accuracy_batch, show_progress, direction)
         ref = json.loads(meta.get("reference_metrics", "{}") or "{}")
         acc["reference_fp32"] = ref
         acc["primary_metric"] = task.primary_metric
@@ -250,6 +221,7 @@ def run_bench(model, profile=None, target=None, backend=None, data=None, data_fo
     results["environment"] = environment(runner)
     results["environment"]["precision"] = results["precision"]
     results["environment"]["target"] = (tgt or {}).get("name")
+    runner.close()
     return results
 
 

@@ -1,0 +1,11 @@
+"""Inference back-ends for the bench, one file each, behind one protocol (:class:`BaseRunner`).
+
+ONNX Runtime (``ort.py``: CPU, CUDA, TensorRT EP, XNNPACK), OpenVINO (``openvino.py``), TensorRT
+engines (``tensorrt.py``) and the PyTorch checkpoint as the reference (``torch_ref.py``).  Each imports
+its runtime only when opened: torch is never needed for ONNX or engines.  Adding a backend is one new
+file here that registers itself, plus its name in :func:`base._load`.
+"""
+
+from .base import BaseRunner, auto_backend, backend_class, canonical, create_runner, list_backends, register_backend, unavailable
+
+__all__ = ["BaseRunner", "auto_backend", "backend_class", "canonical", "create_runner", "list_backends", "register_backend", "unavailable"]
