@@ -138,7 +138,7 @@ TARGET_SCHEMA: dict[str, tuple] = {
 
 # Keys a profile may omit, with their defaults (what a user's minimal TOML inherits).
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "model": {"student": "mobilenetv2_100", "student_weights": "none", "student_tap": "stage", "decoder_channels": [96, 64, 32, 24, 16], "task": "depth", "compile": "off"},
+    "model": {"student": "mobilenetv2_100", "student_weights": "imagenet", "student_tap": "stage", "decoder_channels": [96, 64, 32, 24, 16], "task": "depth", "compile": "off"},
     "data": {"data": "synthetic", "data_format": "auto", "image_size": [256, 320], "max_depth": 10.0, "direction": "AtoB", "seed": 0},
     "distill": {
         "teacher": "random",
@@ -149,14 +149,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "method": "fitnet",
         "projection": "inverted",
         "teacher_tap": "norm",
-        "weight": 1.0,
+        "weight": "auto",
         "grad_ratio": 0.3,
         "normalize": "none",
         "projector_lr": 0.0,
         "projector_weight_decay": 1e-4,
         "cache_teacher": "auto",
         "spectral": 0,
-        "spectral_weight": 1.0,
+        "spectral_weight": "auto",
         "spectral_norm": "fro2",
         "spectral_scope": "batch",
         "spectral_iters": 2,

@@ -45,7 +45,7 @@ def test_teacher_free_spectral(tmp_path):
     assert "spectral" in steps[0] and "distill" not in steps[0] and steps[0]["spectral"] > 0
     assert not (out / "spectrum.jsonl").exists()  # no projector without a teacher
     ck = torch.load(out / "last.pt", weights_only=True)
-    assert ck["extra"]["spectral.V"].shape == (320, 2)  # EfficientNet-B0's last stage has 320 channels
+    assert ck["extra"]["spectral.V"].shape == (320, 2)  # EfficientNet-Lite0 (mobile profile) ends in 320 channels
 
 
 def test_teacher_is_an_edgekd_checkpoint_of_another_task(tmp_path):

@@ -111,6 +111,13 @@ def load_student_weights(model: "EncoderDecoder", spec: str) -> int:
     from .packaged import packaged_weights_path
     from .weights import load_into, read_state_dict
 
+    if spec == "imagenet":
+        from .packaged import PACKAGED
+
+        imagenet = [k for k, e in PACKAGED.items() if e.layout in ("torchvision", "efficientnet_pytorch")]
+        if model.encoder_name not in imagenet:
+            raise EdgekdError(f"no package ships ImageNet weights for student {model.encoder_name} (packaged: {', '.join(imagenet)}); "
+                              f"give --student-weights FILE, or --student-weights none to start from random weights")
     path = packaged_weights_path(model.encoder_name) if spec == "imagenet" else spec
     full = create_timm(model.encoder_name, "student")
     load_into(full, read_state_dict(path, role="student"), str(path), role="student")
