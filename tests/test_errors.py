@@ -329,6 +329,27 @@ def case_unknown_option_value(t, run):
     return ["data", "synth", "--out", t / "s", "--n", "ten"], "Invalid value for '--n'"
 
 
+def case_student_weights_of_another_model(t, run):
+    import timm
+
+    f = t / "resnet18.pth"
+    torch.save(timm.create_model("resnet18").state_dict(), f)
+    return [*D, "--student-weights", f], "student weights"
+
+
+def case_student_without_packaged_weights(t, run):
+    return [*D, "--student", "resnet18", "--student-weights", "imagenet"], "no package ships ImageNet weights for student resnet18"
+
+
+def case_teacher_cache_with_random_crops(t, run):
+    return ["distill", "--task", "segmentation", "--teacher", "random:resnet18", *TINY, "--set", "distill.cache_teacher=on"], \
+        "random crops change the teacher's input"
+
+
+def case_distill_weight_not_a_number(t, run):
+    return [*D[:4], "--teacher", "random:resnet18", *TINY, "--distill-weight", "strong"], "neither a number nor 'auto'"
+
+
 CASES = {name[5:]: fn for name, fn in list(globals().items()) if name.startswith("case_")}
 
 
