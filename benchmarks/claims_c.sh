@@ -44,15 +44,19 @@ teacher)
   tail -n 1 "$WORK/teacher-depth/metrics.jsonl"
   ;;
 grid)
-  # Two streams of one thread each (plus the 'none' stage), into one comparison folder (compare resumes and merges cells);
-  # seed-major order inside each stream, so a grid cut short still has every cell at its first seeds.
+  # Three streams of one thread each (with the 'none' stage), into one comparison folder (compare resumes
+  # and merges cells), seed-major inside each stream: a grid cut short still has every cell at its first seeds.
+  # Claims 3 and 1 (random ViT), claim 2 (same-task teacher), claim 4 (spectral, after 'none'), then the
+  # ImageNet classifier.  This is the order the recorded grid ran in.
   C=(compare "${REGIME[@]}" --seeds $SEEDS --methods fitnet --quiet --out "$WORK/grid")
   export OMP_NUM_THREADS=1
-  ( python -m edgekd "${C[@]}" --teachers random --projections inverted,traditional --distill-weight auto --set distill.grad_ratio=$DRATIO
-    python -m edgekd "${C[@]}" --teachers none --spectral 2 --set distill.spectral_weight=auto --set distill.grad_ratio=$SRATIO ) &
+  python -m edgekd "${C[@]}" --teachers random --projections inverted,traditional --distill-weight auto --set distill.grad_ratio=$DRATIO &
   sleep 20
-  python -m edgekd "${C[@]}" --teachers efficientnet_lite0,"$WORK/teacher-depth/best.pt" \
-    --teacher-weights efficientnet_lite0=imagenet --projections inverted,traditional --distill-weight auto --set distill.grad_ratio=$DRATIO &
+  ( python -m edgekd "${C[@]}" --teachers "$WORK/teacher-depth/best.pt" --projections inverted,traditional --distill-weight auto --set distill.grad_ratio=$DRATIO
+    python -m edgekd "${C[@]}" --teachers efficientnet_lite0 --teacher-weights efficientnet_lite0=imagenet \
+      --projections inverted,traditional --distill-weight auto --set distill.grad_ratio=$DRATIO ) &
+  sleep 20
+  python -m edgekd "${C[@]}" --teachers none --spectral 2 --set distill.spectral_weight=auto --set distill.grad_ratio=$SRATIO &
   wait
   ;;
 none)  # the reference cell alone (it needs no ratio): can start while the pilot runs
