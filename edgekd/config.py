@@ -109,6 +109,7 @@ TARGET_SCHEMA: dict[str, tuple] = {
     "name": _STR,
     "description": _STR,
     "accelerator": _choice("cpu", "cuda"),
+    "arch": _choice("x86_64", "aarch64"),  # CPU architecture: a budget verdict is given only on it
     "runtimes": ("strlist", None, None),
     "providers": ("strlist", None, None),
     "precisions": ("strlist", None, None),
