@@ -39,31 +39,77 @@ def _user_errors(fn):
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="edgekd")
 def cli():
-    """edgekd: cross-task distillation to a measured edge deployment (distill -> export -> bench)."""
+    """edgekd: cross-task distillation to a measured edge deployment (distill -> export -> bench).
+
+    \b
+    A first run on a CPU (under a minute):
+      edgekd distill --task depth --epochs 2 --train-size 64 --val-size 16 --image-size 64 96 --out runs/quick
+      edgekd export runs/quick                      # model.onnx (+ the profile's precision)
+      edgekd bench runs/quick/model.onnx            # latency and accuracy on this machine
+      edgekd report runs/quick                      # figures and a page
+    \b
+    The full recipe on a GPU:   edgekd distill --profile jetson --task depth --teacher random
+    See the resolved recipe:    edgekd distill --profile mobile --print-config
+    Every verb's --help lists its options with their defaults.
+    """
 
 
 # --------------------------------------------------------------------------- distill
+_SHIPPED = None
+
+
+def _pd(section: str, key: str, fmt=str) -> str:
+    """``[jetson 16, mobile 16, server 32]``: a key's default in each shipped profile, for the help text."""
+    global _SHIPPED
+    if _SHIPPED is None:
+        from .config import list_profiles, load_profile
+
+        try:
+            _SHIPPED = {name: load_profile(name) for name in list_profiles()}
+        except EdgekdError:  # a broken install still gets its help
+            _SHIPPED = {}
+    vals = {name: fmt(c[section][key]) for name, c in _SHIPPED.items()}
+    if not vals:
+        return "[the profile's]"
+    if len(set(vals.values())) == 1:
+        return f"[the profile's: {next(iter(vals.values()))}]"
+    return "[the profile's: " + ", ".join(f"{n} {v}" for n, v in vals.items()) + "]"
+
+
+def _formats() -> str:
+    from .data.formats import FORMATS
+
+    return ", ".join(FORMATS)
+
+
 def training_options(fn):
     """Options shared by ``distill`` and ``compare`` (each overrides the profile's key)."""
+    size = lambda v: "x".join(map(str, v))  # noqa: E731
     opts = [
         click.option("--profile", default="jetson", show_default=True, help="Profile name (jetson, mobile, server) or a path to a TOML file."),
-        click.option("--task", default=None, help="depth | segmentation | classification | colourisation | translation [profile's, else depth]"),
-        click.option("--student", default=None, help="Student encoder: mobilenetv2_100, efficientnet_b0 or any timm CNN name."),
-        click.option("--data", default=None, help="'synthetic' (embedded procedural scenes) or a dataset path."),
-        click.option("--data-format", default=None, help="Dataset format when it cannot be detected from the path (edgekd data inspect shows it)."),
-        click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None, help="pix2pix A|B images: which half is the input."),
-        click.option("--epochs", type=int, default=None),
-        click.option("--batch-size", type=int, default=None),
-        click.option("--lr", type=float, default=None, help="Peak learning rate (AdamW, warm-up then cosine)."),
-        click.option("--image-size", type=int, nargs=2, default=None, metavar="H W", help="Input size; divisible by the encoder stride (32)."),
-        click.option("--train-size", type=int, default=None, help="Number of training samples to use."),
-        click.option("--val-size", type=int, default=None, help="Number of validation samples to use."),
-        click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps (0 = no limit)."),
-        click.option("--workers", type=int, default=None, help="Data-loading worker processes."),
-        click.option("--seed", type=int, default=None),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None),
+        click.option("--task", default=None, help=f"depth | segmentation | classification | colourisation | translation {_pd('model', 'task')}"),
+        click.option("--student", default=None, help=f"Student encoder: mobilenetv2_100, efficientnet_b0 or any timm CNN name {_pd('model', 'student')}."),
+        click.option("--data", default=None, help=f"'synthetic' (embedded procedural scenes) or a dataset path {_pd('data', 'data')}."),
+        click.option("--data-format", default=None,
+                     help=f"Dataset format when it cannot be detected from the path (edgekd data inspect shows it): auto, {_formats()} [auto]."),
+        click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None, help="pix2pix A|B images: which half is the input [AtoB]."),
+        click.option("--epochs", type=int, default=None, help=f"Passes over the training set {_pd('train', 'epochs')}."),
+        click.option("--batch-size", type=int, default=None, help=f"Images per optimiser step (per process) {_pd('train', 'batch_size')}."),
+        click.option("--lr", type=float, default=None, help=f"Peak learning rate (AdamW, warm-up then cosine) {_pd('train', 'lr')}."),
+        click.option("--warmup-steps", type=int, default=None,
+                     help="Linear warm-up steps, used as given [the profile's (50), capped at 10% of the run's steps]."),
+        click.option("--image-size", type=int, nargs=2, default=None, metavar="H W",
+                     help=f"Input size; divisible by the encoder stride (32) {_pd('data', 'image_size', size)}."),
+        click.option("--train-size", type=int, default=None, help=f"Number of training samples to use {_pd('train', 'train_size')}."),
+        click.option("--val-size", type=int, default=None, help=f"Number of validation samples to use {_pd('train', 'val_size')}."),
+        click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps (0 = no limit) [0]."),
+        click.option("--workers", type=int, default=None, help=f"Data-loading worker processes {_pd('train', 'workers')}."),
+        click.option("--seed", type=int, default=None, help="Seed of the initialisation and data order [0]."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[auto: cuda when there is a GPU]"),
         click.option("--compile", "compile_mode", type=click.Choice(["off", "graph", "inductor", "reduce-overhead", "max-autotune"]), default=None,
-                     help="Faster steps: 'graph' captures the whole step as a CUDA graph; others are torch.compile modes."),
+                     help="Faster steps: 'graph' captures the whole step as a CUDA graph; others are torch.compile modes [off]."),
+        click.option("--threads", type=int, default=None,
+                     help="CPU threads for torch [half this machine's cores, at most 8; OMP_NUM_THREADS if set]."),
         click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override any profile key (repeatable)."),
     ]
     for o in reversed(opts):
@@ -73,16 +119,31 @@ def training_options(fn):
 
 def distill_options(fn):
     opts = [
-        click.option("--teacher", default=None, help="random | random:NAME | NAME (with --teacher-weights) | path/to/edgekd.pt | none"),
-        click.option("--teacher-weights", default=None, type=click.Path(), help="Local weights file for a named timm teacher (nothing is downloaded)."),
-        click.option("--method", type=click.Choice(["fitnet", "at", "pkt", "ensemble"]), default=None),
-        click.option("--projection", type=click.Choice(["inverted", "traditional"]), default=None),
-        click.option("--distill-weight", type=float, default=None, help="w in L_task + w * L_distill."),
-        click.option("--spectral", type=int, default=None, help="Spectral regulariser rank r (0 = off); combinable with a teacher."),
+        click.option("--teacher", default=None,
+                     help=f"random | random:NAME | NAME (with --teacher-weights) | path/to/edgekd.pt | none {_pd('distill', 'teacher')}"),
+        click.option("--teacher-weights", default=None, type=click.Path(),
+                     help="Local weights file for a named timm teacher (nothing is downloaded); FILE or NAME=FILE."),
+        click.option("--method", type=click.Choice(["fitnet", "at", "pkt", "ensemble"]), default=None, help=f"{_pd('distill', 'method')}"),
+        click.option("--projection", type=click.Choice(["inverted", "traditional"]), default=None, help=f"{_pd('distill', 'projection')}"),
+        click.option("--distill-weight", type=float, default=None, help=f"w in L_task + w * L_distill {_pd('distill', 'weight')}."),
+        click.option("--spectral", type=int, default=None,
+                     help=f"Spectral regulariser rank r (0 = off); combinable with a teacher {_pd('distill', 'spectral')}."),
     ]
     for o in reversed(opts):
         fn = o(fn)
     return fn
+
+
+def _weights_file(teacher: str | None, value: str | None) -> str | None:
+    """``--teacher-weights`` takes FILE, or NAME=FILE as in ``compare``."""
+    from pathlib import Path
+
+    if not value or "=" not in value or Path(value).exists():
+        return value
+    name, _, f = value.partition("=")
+    if teacher and name.strip() != teacher:
+        raise EdgekdError(f"--teacher-weights {value!r} names {name.strip()!r} but --teacher is {teacher!r}; give the file alone")
+    return f.strip()
 
 
 def resolve_config(kw: dict, base: dict | None = None) -> dict:
@@ -94,15 +155,19 @@ def resolve_config(kw: dict, base: dict | None = None) -> dict:
         "model": {"task": kw.get("task"), "student": kw.get("student"), "compile": kw.get("compile_mode")},
         "data": {"data": kw.get("data"), "data_format": kw.get("data_format"), "image_size": list(size) if size else None,
                  "direction": kw.get("direction")},
-        "distill": {"teacher": kw.get("teacher"), "teacher_weights": kw.get("teacher_weights"), "method": kw.get("method"),
+        "distill": {"teacher": kw.get("teacher"), "teacher_weights": _weights_file(kw.get("teacher"), kw.get("teacher_weights")), "method": kw.get("method"),
                     "projection": kw.get("projection"), "weight": kw.get("distill_weight"), "spectral": kw.get("spectral")},
         "train": {"epochs": kw.get("epochs"), "batch_size": kw.get("batch_size"), "lr": kw.get("lr"), "train_size": kw.get("train_size"),
+                  "warmup_steps": kw.get("warmup_steps"), "warmup_fraction": None if kw.get("warmup_steps") is None else 1.0,
                   "val_size": kw.get("val_size"), "max_steps": kw.get("max_steps"), "workers": kw.get("workers"), "seed": kw.get("seed"),
                   "device": kw.get("device"), "save_every_min": kw.get("save_every_min")},
     }
     if base is not None:
-        return apply_overrides(base, overrides, tuple(kw.get("sets") or ()))
-    return load_profile(kw["profile"], overrides, tuple(kw.get("sets") or ()))
+        cfg = apply_overrides(base, overrides, tuple(kw.get("sets") or ()))
+    else:
+        cfg = load_profile(kw["profile"], overrides, tuple(kw.get("sets") or ()))
+    check_teacher_spec(cfg["distill"]["teacher"], cfg["distill"]["teacher_weights"])
+    return cfg
 
 
 @cli.command()
@@ -111,8 +176,11 @@ def resolve_config(kw: dict, base: dict | None = None) -> dict:
 @click.option("--out", default=None, type=click.Path(), help="Run directory [runs/<task>-<profile>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (same data order).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
-@click.option("--save-every-min", type=float, default=None, help="Also checkpoint last.pt every N minutes (0 = every step).")
+@click.option("--save-every-min", type=float, default=None,
+              help=f"Also checkpoint last.pt every N minutes (0 = every step) {_pd('train', 'save_every_min')}.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--print-config", "--dry-run", "print_config", is_flag=True,
+              help="Print the resolved recipe (JSON, as saved in config.json) and exit; nothing is created.")
 @_user_errors
 def distill(**kw):
     """Train a student with cross-task distillation (or the spectral regulariser) on the profile's data.
@@ -133,16 +201,88 @@ def distill(**kw):
 
         # Resume the saved recipe; options given now (e.g. more --epochs) apply on top of it.
         cfg = resolve_config(kw, base=json.loads((out / "config.json").read_text()))
+    if kw["print_config"]:
+        import json
+
+        click.echo(json.dumps(cfg, indent=2))
+        return
+    _set_threads(kw["threads"])
     from .train.loop import Trainer
 
     trainer = Trainer(cfg, out, resume=kw["resume"], overwrite=kw["overwrite"], progress=not kw["quiet"])
     if trainer.dist.is_main and not kw["quiet"]:
         _describe_run(trainer)
+    if trainer.dist.is_main and trainer.warmup_note:
+        click.echo(trainer.warmup_note, err=True)
     summary = trainer.run()
     if trainer.dist.is_main:
         click.echo(f"done: {summary['steps']} steps; best {trainer.task.primary_metric} {summary['best'][trainer.task.primary_metric]:.4f}; run in {out}")
         if trainer.device.type == "cpu" and cfg["train"]["epochs"] * trainer.steps_per_epoch < 1000:
-            click.echo(f"for the full recipe run on a GPU: edgekd distill --profile {cfg['profile']['name']} --task {cfg['model']['task']} --teacher {cfg['distill']['teacher']}")
+            click.echo(f"for the full recipe run on a GPU: {full_recipe_command(cfg)}")
+
+
+def _set_threads(n: int | None) -> None:
+    """torch's intra-op threads.  Its default (every core) oversubscribes a loaded machine: with the
+    loader's processes and other jobs, 2 threads on 2 busy cores ran a forward 250x slower than 1."""
+    import os
+
+    if n is not None and n < 1:
+        raise EdgekdError(f"--threads {n} must be at least 1")
+    if n is None:
+        if os.environ.get("OMP_NUM_THREADS"):
+            return  # the user (or a launcher such as torchrun) already chose
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        n = max(1, min(8, cores // 2))
+    import torch
+
+    torch.set_num_threads(n)
+
+
+# Options that name a key directly; any other changed key is repeated as --set SECTION.KEY=VALUE.
+_NAMED = {("model", "task"): "--task", ("model", "student"): "--student", ("model", "compile"): "--compile",
+          ("data", "data"): "--data", ("data", "data_format"): "--data-format", ("data", "direction"): "--direction",
+          ("distill", "teacher"): "--teacher", ("distill", "teacher_weights"): "--teacher-weights", ("distill", "method"): "--method",
+          ("distill", "projection"): "--projection", ("distill", "weight"): "--distill-weight", ("distill", "spectral"): "--spectral",
+          ("train", "lr"): "--lr", ("train", "seed"): "--seed"}
+# What a CPU run shrinks: the full recipe goes back to the profile's values.
+_SHRUNK = {("data", "image_size"), *(("train", k) for k in ("epochs", "batch_size", "train_size", "val_size", "max_steps", "workers",
+                                                              "device", "warmup_steps", "warmup_fraction", "save_every_min"))}
+
+
+def full_recipe_command(cfg: dict) -> str:
+    """The command that runs this recipe at the profile's full size: the same profile (by path when it is the
+    user's own file), teacher, weights, data and method; only the sizes a CPU run shrinks go back to the profile's."""
+    import json
+    import shlex
+    from pathlib import Path
+
+    from .config import PROFILE_DIR, load_profile
+
+    src = Path(cfg["profile"]["source"])
+    shipped = src.parent.resolve() == PROFILE_DIR.resolve()
+    prof = cfg["profile"]["name"] if shipped else str(src)
+    base = load_profile(prof)
+    args = ["edgekd", "distill", "--profile", prof, "--task", cfg["model"]["task"]]
+    for section in ("model", "data", "distill", "train"):
+        for k, v in cfg[section].items():
+            if (section, k) in _SHRUNK or (section, k) == ("model", "task") or v == base[section].get(k):
+                continue
+            opt = _NAMED.get((section, k))
+            args += [opt, str(v)] if opt else ["--set", f"{section}.{k}={json.dumps(v)}"]
+    return shlex.join(args)
+
+
+def check_teacher_spec(spec: str, weights: str | None) -> None:
+    """Catch a mistyped keyword (``rando``) before it is taken for a timm model name."""
+    import difflib
+    from pathlib import Path
+
+    spec = (spec or "").strip()
+    if spec in ("none", "random") or spec.startswith("random:") or "/" in spec or Path(spec).suffix in (".pt", ".pth") or weights:
+        return
+    close = difflib.get_close_matches(spec, ["random", "none"], n=1, cutoff=0.6)
+    if close:
+        raise EdgekdError(f"unknown teacher {spec!r}; did you mean {close[0]}? (a named timm teacher needs --teacher-weights FILE)")
 
 
 def _describe_run(trainer):
@@ -168,16 +308,19 @@ def _csv(text, cast=str):
 
 @cli.command()
 @training_options
-@click.option("--teachers", default="none,random", show_default=True,
-              help="Comma list: none, random, random:NAME, NAME (with --teacher-weights NAME=FILE), path/to/edgekd.pt.")
-@click.option("--teacher-weights", "teacher_weight_map", multiple=True, metavar="NAME=FILE", help="Local weights for a named teacher (repeatable).")
-@click.option("--methods", default="fitnet", show_default=True, help="Comma list of fitnet, at, pkt, ensemble.")
-@click.option("--projections", default="inverted,traditional", show_default=True)
-@click.option("--spectral", "spectral_ranks", default="0", show_default=True, help="Comma list of spectral ranks (0 = off), e.g. 0,2.")
-@click.option("--distill-weight", type=float, default=None)
+@click.option("--teachers", "--teacher", "teachers", default="none,random", show_default=True,
+              help="Teacher, or a comma list: none, random, random:NAME, NAME (with --teacher-weights), path/to/edgekd.pt.")
+@click.option("--teacher-weights", "teacher_weight_map", multiple=True, metavar="[NAME=]FILE",
+              help="Local weights for a named teacher (repeatable); a bare FILE when one named teacher is compared.")
+@click.option("--methods", "--method", "methods", default="fitnet", show_default=True, help="Method, or a comma list of fitnet, at, pkt, ensemble.")
+@click.option("--projections", "--projection", "projections", default="inverted,traditional", show_default=True,
+              help="Projection, or a comma list of inverted, traditional.")
+@click.option("--spectral", "spectral_ranks", default="0", show_default=True,
+              help="Spectral regulariser rank r (0 = off), or a comma list of ranks to compare, e.g. 0,2.")
+@click.option("--distill-weight", type=float, default=None, help=f"w in L_task + w * L_distill {_pd('distill', 'weight')}.")
 @click.option("--seeds", type=int, default=3, show_default=True, help="Runs per cell (seeds 0..N-1).")
 @click.option("--out", required=True, type=click.Path(), help="Directory of the comparison (restart with the same --out to continue).")
-@click.option("--quiet", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def compare(**kw):
     """Train the grid teacher x method x projection x spectral rank, several seeds each, and tabulate it like the paper's Table 1.
@@ -195,9 +338,12 @@ def compare(**kw):
     if kw["distill_weight"] is not None:
         cfg["distill"]["weight"] = kw["distill_weight"]
     weights = {}
+    named = [t for t in _csv(kw["teachers"]) if t not in ("none", "random") and not t.startswith("random:") and not t.endswith((".pt", ".pth"))]
     for item in kw["teacher_weight_map"]:
         if "=" not in item:
-            raise EdgekdError(f"--teacher-weights {item!r} must look like NAME=FILE")
+            if len(named) != 1:
+                raise EdgekdError(f"--teacher-weights {item!r} must look like NAME=FILE when {len(named)} named teachers are compared")
+            item = f"{named[0]}={item}"
         name, _, f = item.partition("=")
         weights[name.strip()] = f.strip()
     methods, projections = _csv(kw["methods"]), _csv(kw["projections"])
@@ -213,10 +359,13 @@ def compare(**kw):
         raise EdgekdError(f"--spectral {kw['spectral_ranks']!r} must be a comma list of integers, e.g. 0,2") from None
     if kw["seeds"] < 1:
         raise EdgekdError("--seeds must be at least 1")
+    for t in _csv(kw["teachers"]):
+        check_teacher_spec(t, weights.get(t))
     cells = grid_cells(_csv(kw["teachers"]), methods, projections, ranks)
     out = Path(kw["out"])
     click.echo(f"edgekd compare: {len(cells)} cells x {kw['seeds']} seeds = {len(cells) * kw['seeds']} runs of "
                f"{cfg['train']['epochs']} epochs on {cfg['train']['train_size']} {cfg['data']['data']} images -> {out}")
+    _set_threads(kw["threads"])
     rows = run_grid(cfg, cells, list(range(kw["seeds"])), out, weights, progress=not kw["quiet"])
     md, _ = write_tables(out, rows, cfg["model"]["task"])
     click.echo(md.read_text())
@@ -242,7 +391,8 @@ def report(path):
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["onnx", "tensorrt"]), default="onnx", show_default=True)
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None, help="[fp32 for onnx; the profile's for tensorrt]")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
+              help="What the target runs; fp32 model.onnx is always written too [the run's profile's: jetson fp16, mobile int8, server fp16].")
 @click.option("--opset", type=int, default=None, help="ONNX opset [the profile's, 17].")
 @click.option("--atol", type=float, default=1e-3, show_default=True, help="Parity tolerance (absolute) against PyTorch.")
 @click.option("--rtol", type=float, default=1e-3, show_default=True, help="Parity tolerance (relative) against PyTorch.")
@@ -259,15 +409,14 @@ def export(run, fmt, precision, **kw):
     """Export the student of RUN (a run directory or a .pt checkpoint) to ONNX, INT8 QDQ or a TensorRT engine.
 
     \b
-    Writes next to the checkpoint: model.onnx (always; dynamic batch, inline weights, metadata,
-    parity-checked against PyTorch), model.fp16.onnx, model.int8.onnx, model.<precision>.engine,
+    Exports what the run's profile deploys (export.precision: jetson fp16, mobile int8) unless
+    --precision says otherwise.  Writes next to the checkpoint: model.onnx (fp32, always; dynamic
+    batch, inline weights, metadata, parity-checked against PyTorch), model.fp16.onnx, model.int8.onnx, model.<precision>.engine,
     and export.json with every check.  Exit code 2 when a check fails (files are kept).
     """
     from .export import run_export
 
-    if precision is None:
-        precision = "fp32" if fmt == "onnx" else None
-    run_export(run, fmt, precision, log=click.echo, **kw)
+    run_export(run, fmt, precision, log=click.echo, **kw)  # no --precision: the profile's (export.precision)
 
 
 # --------------------------------------------------------------------------- bench
@@ -278,14 +427,14 @@ def export(run, fmt, precision, **kw):
 @click.option("--backend", type=click.Choice(["auto", "onnxruntime", "ort-cpu", "ort-cuda", "ort-tensorrt", "ort-xnnpack", "tensorrt", "torch"]),
               default=None, help="[auto: the first of the target's runtimes this machine has]")
 @click.option("--data", default=None, help="Validation data: 'synthetic' or a path [the data the model was trained on].")
-@click.option("--data-format", default=None)
+@click.option("--data-format", default=None, help="Format of --data when it cannot be detected [the model's, else auto].")
 @click.option("--val-size", type=int, default=None, help="Validation images for the accuracy check [the run's].")
 @click.option("--batch", type=int, default=None, help="Also measure at this batch size (batch 1 always).")
 @click.option("--threads", type=int, default=None, help="CPU threads [the target's, at most this machine's cores].")
 @click.option("--min-iters", type=int, default=None, help="Run at least this many timed iterations [profile: 100].")
 @click.option("--min-time", type=float, default=None, help="...and for at least this many seconds [profile: 2].")
-@click.option("--warmup-iters", type=int, default=None)
-@click.option("--warmup-time", type=float, default=None)
+@click.option("--warmup-iters", type=int, default=None, help="Untimed runs first, at least 10 [profile: 10].")
+@click.option("--warmup-time", type=float, default=None, help="...and at least this many seconds, at least 0.2 [profile: 0.2].")
 @click.option("--no-accuracy", is_flag=True, help="Latency only (any ONNX model; no validation data needed).")
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Write every figure and the environment here.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -344,8 +493,8 @@ def data_synth(out, n, val_n, image_size, seed):
 
 @data.command("inspect")
 @click.argument("path", type=click.Path())
-@click.option("--task", default=None, help="The task the data is for (guides format detection).")
-@click.option("--data-format", default="auto")
+@click.option("--task", default=None, help="The task the data is for (guides format detection) [any].")
+@click.option("--data-format", default="auto", show_default=True, help=f"auto, {_formats()}.")
 @_user_errors
 def data_inspect(path, task, data_format):
     """What edgekd sees in PATH: format, splits and their sizes, what each sample holds, classes."""

@@ -29,6 +29,10 @@ def run_export(run, fmt="onnx", precision=None, opset=None, atol=1e-3, rtol=1e-3
         failures.append(f"fp32 parity error {report['fp32']['parity']['max_abs_err']:.2e} exceeds atol {atol}/rtol {rtol}")
     if precision == "fp16":
         report["fp16"] = export_onnx(run, None, opset, "fp16", atol, rtol, parity_size, log=log, loaded=loaded, parity_inputs=parity_x)
+        p16 = report["fp16"]["parity"]
+        log(f"fp16 parity tolerance: atol {p16['atol']:g}, rtol {p16['rtol']:g} (fp16 arithmetic; at least 0.02, fp32 is held to {atol:g}/{rtol:g})")
+        if not p16["pass"]:
+            failures.append(f"fp16 parity error {p16['max_abs_err']:.2e} exceeds atol {p16['atol']:g}/rtol {p16['rtol']:g}")
         source = Path(report["fp16"]["onnx"])
     if precision == "int8":
         from .quantize import evaluate_onnx, quantize_int8
@@ -50,8 +54,9 @@ def run_export(run, fmt="onnx", precision=None, opset=None, atol=1e-3, rtol=1e-3
         log(f"wrote {int8_path}; {key} on {len(x)} validation images: fp32 {m32[key]:.4f}, int8 {m8[key]:.4f}, drop {drop:+.4f} "
             f"(max {max_drop}) -> {'ok' if drop <= max_drop else 'FAIL'}")
         if drop > max_drop:
+            others = " or ".join(m for m in ("percentile", "entropy", "minmax") if m != calib_method)
             failures.append(f"INT8 {key} drop {drop:.4f} exceeds --max-drop {max_drop}; calibrate on more images (--calib-size), "
-                            "try --calib-method percentile, or ship fp16")
+                            f"try --calib-method {others}, or ship fp16")
         source = int8_path
     if fmt == "tensorrt":
         from .tensorrt_build import build_engine, read_onnx_metadata, write_engine_metadata

@@ -158,7 +158,10 @@ class Trainer:
         self.total_steps = tc["epochs"] * self.steps_per_epoch
         if tc["max_steps"]:
             self.total_steps = min(self.total_steps, tc["max_steps"])
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(tc["warmup_steps"], self.total_steps))
+        from ..config import effective_warmup
+
+        self.warmup_steps, self.warmup_note = effective_warmup(tc, self.total_steps)  # scaled to short runs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(self.warmup_steps, self.total_steps))
 
         self.ddp_model = self.model
         if self.dist.enabled:
