@@ -326,11 +326,11 @@ def effective_warmup(train: dict, total_steps: int) -> tuple[int, str]:
     want, frac = int(train["warmup_steps"]), float(train.get("warmup_fraction", 1.0))
     cap = int(math.ceil(frac * total_steps))
     steps = min(want, cap)
+    if frac >= 1.0 and want >= total_steps > 0:
+        return steps, f"warning: warm-up {want} steps covers the whole run ({total_steps} steps): the learning rate never reaches its peak"
     if steps < want:
         return steps, (f"warning: warm-up {want} steps is longer than {frac:.0%} of this run's {total_steps} steps; "
                        f"using {steps} (choose with --warmup-steps N)")
-    if want >= total_steps > 0:
-        return steps, f"warning: warm-up {want} steps covers the whole run ({total_steps} steps): the learning rate never reaches its peak"
     return steps, ""
 
 

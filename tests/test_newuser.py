@@ -1,0 +1,110 @@
+"""A new user's path (issue 15): warm-up scaled to the run, help that answers, --print-config, a full-recipe hint
+that works, export that follows the profile, threads, an install without torch."""
+
+import json
+import shlex
+
+import pytest
+
+from conftest import TINY, run_cli, tiny
+from edgekd.data.formats import FORMATS
+
+
+def read_jsonl(p):
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+def test_warmup_is_scaled_to_a_short_run(tmp_path):
+    out = tmp_path / "w"
+    # 8 images, batch 4, 1 epoch = 2 steps; the profile's 50 warm-up steps would keep the lr at 2-4% of its peak
+    res = run_cli(["distill", "--task", "depth", "--teacher", "none", *TINY, "--lr", "1e-3", "--out", out])
+    assert "warm-up 50 steps is longer than 10% of this run's 2 steps; using 1" in res.stderr
+    lrs = [s["lr"] for s in read_jsonl(out / "steps.jsonl")]
+    assert max(lrs) > 0.5e-3
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["train"]["warmup_steps"] == 50 and cfg["train"]["warmup_fraction"] == 0.1
+
+
+def test_explicit_warmup_steps_are_used_as_given():
+    from edgekd.config import effective_warmup
+
+    res = run_cli(["distill", "--warmup-steps", "30", "--print-config"])
+    train = json.loads(res.stdout)["train"]
+    assert train["warmup_steps"] == 30 and train["warmup_fraction"] == 1.0
+    assert effective_warmup(train, 100) == (30, "")
+    steps, note = effective_warmup(train, 20)
+    assert steps == 20 and "covers the whole run" in note
+    assert effective_warmup({"warmup_steps": 50, "warmup_fraction": 0.1}, 1225) == (50, "")  # the full recipe keeps its warm-up
+
+
+def test_print_config_prints_the_recipe_and_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = run_cli(["distill", "--profile", "mobile", "--epochs", "3", "--set", "train.lr=3e-4", "--dry-run", "--out", "r"])
+    cfg = json.loads(res.stdout)
+    assert cfg["train"]["epochs"] == 3 and cfg["train"]["lr"] == 3e-4 and cfg["model"]["student"] == "efficientnet_b0"
+    assert cfg["target"]["name"] == "android-arm64" and cfg["export"]["precision"] == "int8"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_shows_defaults_formats_and_the_workflow():
+    top = run_cli(["--help"]).output
+    assert "edgekd export runs/quick" in top and "edgekd bench runs/quick/model.onnx" in top and "--print-config" in top
+    h = " ".join(run_cli(["distill", "--help"]).output.split())
+    for fmt in FORMATS:
+        assert fmt in h
+    assert "[the profile's: 25]" in h and "jetson 256x320, mobile 192x256, server 480x640" in h and "[default: jetson]" in h
+    b = " ".join(run_cli(["bench", "--help"]).output.split())
+    assert "--no-accuracy" in b and "any ONNX model" in b
+
+
+def test_compare_takes_distill_option_names():
+    # the same names (--teacher, --method, --projection, --spectral) mean the same thing in both verbs
+    res = run_cli(["compare", "--teacher", "none", "--method", "fitx", "--projection", "inverted", "--spectral", "2", "--out", "x"], expect=2)
+    assert "unknown method 'fitx' in --methods" in res.stderr
+    res = run_cli(["compare", "--teacher", "rando", "--out", "x"], expect=2)
+    assert "did you mean random?" in res.stderr
+
+
+def test_full_recipe_hint_is_a_command_that_works(tmp_path):
+    from edgekd.cli import full_recipe_command
+    from edgekd.config import load_profile
+
+    prof = tmp_path / "my recipe.toml"
+    prof.write_text('target = "x86-server"\n[train]\nepochs = 7\n')
+    weights = tmp_path / "w.pth"
+    small = {"model": {"task": "segmentation"}, "data": {"data": str(tmp_path), "image_size": [64, 64]},
+             "distill": {"teacher": "resnet18", "teacher_weights": str(weights), "spectral": 2, "method": "at"},
+             "train": {"epochs": 1, "train_size": 8, "lr": 3e-4}}
+    cmd = full_recipe_command(load_profile(str(prof), small))
+    args = shlex.split(cmd)
+    assert args[:4] == ["edgekd", "distill", "--profile", str(prof)]
+    for opt, val in [("--teacher-weights", str(weights)), ("--spectral", "2"), ("--data", str(tmp_path)), ("--method", "at"),
+                     ("--task", "segmentation"), ("--lr", "0.0003")]:
+        assert args[args.index(opt) + 1] == val, opt
+    assert "--epochs" not in args and "--image-size" not in args
+    # the printed command parses and resolves to the same recipe at the profile's full size
+    cfg = json.loads(run_cli([*args[1:], "--print-config"]).stdout)
+    assert cfg["distill"]["teacher_weights"] == str(weights) and cfg["distill"]["spectral"] == 2
+    assert cfg["train"]["epochs"] == 7 and cfg["data"]["image_size"] == [256, 320] and cfg["data"]["data"] == str(tmp_path)
+
+
+def test_threads_option():
+    import torch
+
+    from edgekd.cli import _set_threads
+
+    before = torch.get_num_threads()
+    try:
+        _set_threads(1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    res = run_cli(["distill", "--threads", "0", *TINY, "--teacher", "none"], expect=2)
+    assert "--threads 0 must be at least 1" in res.stderr
+
+
+def test_export_follows_the_profile(depth_run, depth_onnx):
+    # the tiny runs use the jetson profile, whose target runs fp16: export writes it beside the fp32 model
+    rep = json.loads((depth_run / "export.json").read_text())
+    assert rep["precision"] == "fp16" and (depth_run / "model.fp16.onnx").exists() and depth_onnx.exists()
+    assert rep["fp16"]["parity"]["atol"] >= 0.02
