@@ -19,6 +19,9 @@ from . import __version__
 from .errors import EdgekdError
 
 
+_TRAIN_EXTRA = {"torch", "torchvision", "timm", "tqdm", "onnx", "h5py", "matplotlib"}  # pyproject's [train] extra
+
+
 def _user_errors(fn):
     """Turn an :class:`EdgekdError` into one line on stderr and exit code 2 (no traceback)."""
 
@@ -29,6 +32,15 @@ def _user_errors(fn):
         except EdgekdError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(e.exit_code)
+        except ModuleNotFoundError as e:
+            root = (e.name or "").split(".")[0]
+            if root not in _TRAIN_EXTRA:
+                raise
+            # The core install (a device's) is torch-free: say what to install instead of a traceback.
+            click.echo(f"error: edgekd {click.get_current_context().info_name} needs {root}, which is not installed (the core install "
+                       f"only benches); install training with: pip install 'edgekd[train]' (CPU-only torch for a laptop: "
+                       f"pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu first)", err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted; files already written are intact (resume a run with --resume)", err=True)
             sys.exit(130)

@@ -108,3 +108,74 @@ def test_export_follows_the_profile(depth_run, depth_onnx):
     rep = json.loads((depth_run / "export.json").read_text())
     assert rep["precision"] == "fp16" and (depth_run / "model.fp16.onnx").exists() and depth_onnx.exists()
     assert rep["fp16"]["parity"]["atol"] >= 0.02
+
+
+CORE_ONLY = """
+import sys
+BLOCK = {"torch", "torchvision", "timm", "onnx", "h5py", "matplotlib", "tqdm", "scipy"}  # everything outside the core install
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCK:
+            raise ModuleNotFoundError("No module named " + repr(name), name=name)
+sys.meta_path.insert(0, _Block())
+from edgekd.cli import main
+sys.argv = ["edgekd"] + sys.argv[1:]
+main()
+"""
+
+FAST_BENCH = ["--min-iters", "3", "--min-time", "0", "--warmup-iters", "1", "--warmup-time", "0", "--val-size", "2", "--quiet"]
+
+
+def test_core_dependencies_are_enough_to_bench(depth_onnx, tmp_path):
+    """Only the core install's packages importable: bench (with accuracy on the embedded scenes) works;
+    training says which extra to install, in one line."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "core_only.py"
+    script.write_text(CORE_ONLY)
+    p = subprocess.run([sys.executable, str(script), "bench", str(depth_onnx), "--json", str(tmp_path / "r.json"), *FAST_BENCH],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.loads((tmp_path / "r.json").read_text())["accuracy"]["images"] == 2
+    p = subprocess.run([sys.executable, str(script), "distill", "--out", str(tmp_path / "r")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "pip install 'edgekd[train]'" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_pyproject_core_is_torch_free_and_dev_installs_everything():
+    import tomllib
+    from pathlib import Path
+
+    proj = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
+    names = lambda deps: {d.split(">")[0].split(";")[0].split("[")[0].strip() for d in deps}  # noqa: E731
+    core = names(proj["dependencies"])
+    assert {"numpy", "onnxruntime", "click"} <= core and not core & {"torch", "torchvision", "timm", "onnx", "matplotlib"}
+    assert {"torch", "timm", "onnx", "tqdm", "matplotlib"} <= names(proj["optional-dependencies"]["train"])
+    assert "edgekd[train]" in proj["optional-dependencies"]["dev"]
+
+
+@pytest.mark.slow
+def test_core_install_in_a_fresh_venv_benches_without_torch(depth_onnx, tmp_path):
+    """pip install <repo> (core dependencies from the registry) into a fresh venv: no torch, and bench runs."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    venv = tmp_path / "venv"
+    clean = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}  # no PYTHONPATH: only what the venv holds
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    py = str(venv / "bin" / "python")
+    repo = str(Path(__file__).parent.parent)
+    p = subprocess.run([py, "-m", "pip", "install", "-q", repo], capture_output=True, text=True, timeout=900, env=clean)
+    assert p.returncode == 0, p.stderr[-2000:]
+    p = subprocess.run([py, "-c", "import torch"], capture_output=True, text=True, cwd=tmp_path, env=clean)
+    assert p.returncode != 0 and "No module named 'torch'" in p.stderr
+    out = tmp_path / "r.json"
+    p = subprocess.run([py, "-m", "edgekd", "bench", str(depth_onnx), "--json", str(out), *FAST_BENCH],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path, env=clean)
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads(out.read_text())
+    assert r["latency"]["batch1"]["iters"] >= 3 and r["accuracy"]["images"] == 2
+    assert str(venv) in subprocess.run([py, "-c", "import edgekd; print(edgekd.__file__)"], capture_output=True, text=True,
+                                       cwd=tmp_path, env=clean).stdout
