@@ -226,11 +226,23 @@ def distill(**kw):
         _describe_run(trainer)
     if trainer.dist.is_main and trainer.warmup_note:
         click.echo(trainer.warmup_note, err=True)
+    _warn_gpu_recipe_on_cpu(trainer)
     summary = trainer.run()
     if trainer.dist.is_main:
         click.echo(f"done: {summary['steps']} steps; best {trainer.task.primary_metric} {summary['best'][trainer.task.primary_metric]:.4f}; run in {out}")
         if trainer.device.type == "cpu" and cfg["train"]["epochs"] * trainer.steps_per_epoch < 1000:
             click.echo(f"for the full recipe run on a GPU: {full_recipe_command(cfg)}")
+
+
+def _warn_gpu_recipe_on_cpu(trainer) -> None:
+    """One line when a recipe sized for a GPU is about to run on a CPU (the full jetson recipe: 1,225 steps
+    of 16 images at 256x320, about 1.6e9 image pixels; the README's quick start: 8e5)."""
+    cfg = trainer.cfg
+    h, w = cfg["data"]["image_size"]
+    work = trainer.total_steps * cfg["train"]["batch_size"] * h * w
+    if trainer.dist.is_main and trainer.device.type == "cpu" and work > 1e8:
+        click.echo(f"warning: this recipe ({trainer.total_steps} steps of {cfg['train']['batch_size']} images at {h}x{w}) is meant for a GPU; "
+                   "on this CPU expect hours. A first run: --epochs 2 --train-size 64 --val-size 16 --image-size 64 96", err=True)
 
 
 def _set_threads(n: int | None) -> None:
@@ -498,7 +510,7 @@ def data_synth(out, n, val_n, image_size, seed):
     if n < 1:
         raise EdgekdError("--n must be at least 1")
     total = n + (val_n if val_n is not None else max(1, n // 4))
-    with tqdm(total=total, unit="img", desc="rendering") as bar:
+    with tqdm(total=total, unit="img", desc="rendering", disable=not sys.stderr.isatty()) as bar:
         meta = write_scenes(out, n, image_size, seed, val_n, progress=bar.update)
     click.echo(f"wrote {meta['counts']['train']} train + {meta['counts']['val']} val scenes to {out}; train on them with --data {out}")
 

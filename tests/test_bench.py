@@ -144,8 +144,12 @@ def test_device_without_the_training_data_is_told_about_no_accuracy(depth_onnx, 
     assert "not available here; timing on a synthetic scene" in res.output and "p90" in res.output
 
 
-def test_progress_bar_ends_at_the_real_count(depth_onnx, capsys):
+def test_progress_bar_ends_at_the_real_count(depth_onnx, capsys, monkeypatch):
+    import sys
+
     from edgekd.bench.run import timed_loop
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # bars are drawn on a terminal only
     from edgekd.bench.runners import OrtRunner
 
     runner = OrtRunner(depth_onnx, "ort-cpu", 1)
@@ -153,3 +157,12 @@ def test_progress_bar_ends_at_the_real_count(depth_onnx, capsys):
     lat, _ = timed_loop(runner, x, warmup_iters=1, warmup_time=0, min_iters=3, min_time=0.3, desc="t", show=True)
     err = capsys.readouterr().err
     assert len(lat) > 3 and f"{len(lat)}/{len(lat)}" in err
+
+
+def test_no_bar_in_a_redirected_log(depth_onnx, capsys):
+    from edgekd.bench.run import timed_loop
+    from edgekd.bench.runners import OrtRunner
+
+    x = np.zeros((1, 3, 64, 64), np.float32)
+    timed_loop(OrtRunner(depth_onnx, "ort-cpu", 1), x, warmup_iters=1, warmup_time=0, min_iters=3, min_time=0, desc="t", show=True)
+    assert "\r" not in capsys.readouterr().err

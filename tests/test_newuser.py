@@ -179,3 +179,40 @@ def test_core_install_in_a_fresh_venv_benches_without_torch(depth_onnx, tmp_path
     assert r["latency"]["batch1"]["iters"] >= 3 and r["accuracy"]["images"] == 2
     assert str(venv) in subprocess.run([py, "-c", "import edgekd; print(edgekd.__file__)"], capture_output=True, text=True,
                                        cwd=tmp_path, env=clean).stdout
+
+
+def test_progress_speaks_in_plain_lines_with_a_run_eta(tmp_path):
+    """Not a terminal: no bar updates; one line per epoch with step counts and the whole-run ETA; the
+    scene rendering is announced."""
+    out = tmp_path / "p"
+    args = ["distill", "--task", "depth", "--teacher", "none", *tiny(epochs=2)]
+    res = run_cli([a for a in args if a != "--quiet"] + ["--out", out])
+    text = res.output
+    assert "\r" not in text
+    assert "rendering 8 training scenes at 64x64" in text
+    assert "epoch 1/2 (step 2/4) [run ETA " in text and "epoch 2/2 (step 4/4):" in text
+
+
+def test_gpu_recipe_on_cpu_is_warned(tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+
+    from edgekd.cli import _warn_gpu_recipe_on_cpu
+    from edgekd.config import load_profile
+
+    def warn(cfg, steps):
+        t = SimpleNamespace(cfg=cfg, total_steps=steps, device=torch.device("cpu"), dist=SimpleNamespace(is_main=True))
+        from click.testing import CliRunner
+
+        import click
+
+        @click.command()
+        def cmd():
+            _warn_gpu_recipe_on_cpu(t)
+
+        return CliRunner().invoke(cmd).stderr
+
+    assert "is meant for a GPU" in warn(load_profile("jetson"), 1225)
+    small = load_profile("jetson", {"data": {"image_size": [64, 96]}})
+    assert warn(small, 8) == ""

@@ -23,7 +23,10 @@ def _progress(total, desc, enabled=True):
     try:
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=desc, unit="it", disable=not enabled, dynamic_ncols=True, leave=False)
+        import sys
+
+        # In a redirected log a bar writes every update: none there (the table follows).
+        return tqdm(total=total, desc=desc, unit="it", disable=not (enabled and sys.stderr.isatty()), dynamic_ncols=True, leave=False)
     except ImportError:  # the bench must run with numpy + onnxruntime alone
         class _Null:
             total = n = 0
