@@ -216,3 +216,82 @@ def test_gpu_recipe_on_cpu_is_warned(tmp_path):
     assert "is meant for a GPU" in warn(load_profile("jetson"), 1225)
     small = load_profile("jetson", {"data": {"image_size": [64, 96]}})
     assert warn(small, 8) == ""
+
+
+@pytest.fixture(scope="module")
+def reported_run(depth_run, depth_onnx, tmp_path_factory):
+    """A copy of the tiny run, benched (JSON) and reported."""
+    import shutil
+
+    run = tmp_path_factory.mktemp("report") / "run"
+    shutil.copytree(depth_run, run, ignore=shutil.ignore_patterns("report"))
+    run_cli(["bench", run / "model.onnx", "--json", run / "bench-fp32.json", *FAST_BENCH])
+    run_cli(["report", run])
+    return run
+
+
+def test_run_report_shows_the_deployment(reported_run):
+    run = reported_run
+    md = (run / "report" / "report.md").read_text()
+    assert "## Deployment" in md and "| precision | file | size (MB) | p50 (ms)" in md
+    fp32 = next(line for line in md.splitlines() if line.startswith("| fp32 | model.onnx |"))
+    bench = json.loads((run / "bench-fp32.json").read_text())
+    assert f"{bench['latency']['batch1']['p50_ms']:.2f}" in fp32 and "bench, 2 images" in fp32 and "+0.0000" in fp32
+    assert "| fp16 | model.fp16.onnx |" in md  # exported, not benched: its row says so with dashes
+    assert (run / "report" / "deployment.png").exists()
+    assert "predictions of best.pt (after epoch" in md and "Shaded:" in md
+    page = (run / "report" / "report.html").read_text()
+    assert "<table" in page and "<th>p50 (ms)</th>" in page
+
+
+def test_report_plot_rules():
+    from types import SimpleNamespace
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from edgekd.report.page import _metrics_text
+    from edgekd.report.plots import _class_legend, loss_scale
+
+    assert loss_scale([5.3, 4.2, 6.1]) == "linear" and loss_scale([5.0, 0.3]) == "log"
+    assert "top5" not in _metrics_text({"top1": 0.5, "top5": 1.0}, num_classes=3)
+    assert "top5" in _metrics_text({"top1": 0.5, "top5": 0.9}, num_classes=10)
+    fig = plt.figure()
+    pal = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
+    _class_legend(fig, SimpleNamespace(class_names=["floor", "wall", "cube"]), pal, [0, 2])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["floor", "cube"]
+    plt.close(fig)
+
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def test_report_page_in_a_headless_browser(reported_run, tmp_path):
+    import shutil
+    import subprocess
+
+    import numpy as np
+    from PIL import Image
+
+    browser = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no headless browser installed (chromium); apt-get install chromium to run this check")
+    run = reported_run
+    page = run / "report" / "report.html"
+    p = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    dom = p.stdout
+    assert p.returncode == 0 and "<h2>Deployment</h2>" in dom, p.stderr[-1000:]
+    assert "<tbody>" in dom  # the browser parsed the deployment table as a table (it inserts tbody)
+    for src in ("curves.png", "spectrum.png", "predictions.png", "deployment.png"):
+        assert f'src="{src}"' in dom
+        with Image.open(run / "report" / src) as im:
+            assert im.size[0] > 100
+    shot = tmp_path / "page.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}", "--window-size=1200,2000",
+                    page.as_uri()], capture_output=True, timeout=120)
+    with Image.open(shot) as im:  # the page rendered: not a blank screen
+        assert len(np.unique(np.asarray(im.convert("L")))) > 20

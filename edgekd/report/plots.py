@@ -85,6 +85,12 @@ def plot_spectrum(run_dir: Path, ax=None, title: str | None = None, out: Path | 
     return er
 
 
+def loss_scale(values) -> str:
+    """Log scale only when the losses span a decade or more: otherwise it hides their change."""
+    v = [x for x in values if np.isfinite(x) and x > 0]
+    return "log" if v and max(v) / min(v) >= 10 else "linear"
+
+
 def plot_curves(run_dir: Path, primary: str) -> Path | None:
     """Training losses per step (log scale only when they span a decade or more) and the validation metric per epoch."""
     plt = _plt()
@@ -101,8 +107,7 @@ def plot_curves(run_dir: Path, primary: str) -> Path | None:
         ys = [s.get(k, np.nan) for s in steps]
         values += [v for v in ys if np.isfinite(v) and v > 0]
         a.plot(x, ys, lw=1, label=k, marker="o" if len(x) < 20 else None, ms=3)
-    if values and max(values) / min(values) >= 10:
-        a.set_yscale("log")
+    a.set_yscale(loss_scale(values))
     a.xaxis.set_major_locator(MaxNLocator(integer=True))
     a.set_xlabel("optimiser step")
     a.set_ylabel("loss")
