@@ -166,3 +166,12 @@ def test_no_bar_in_a_redirected_log(depth_onnx, capsys):
     x = np.zeros((1, 3, 64, 64), np.float32)
     timed_loop(OrtRunner(depth_onnx, "ort-cpu", 1), x, warmup_iters=1, warmup_time=0, min_iters=3, min_time=0, desc="t", show=True)
     assert "\r" not in capsys.readouterr().err
+
+
+def test_s8s8_int8_on_an_x86_cpu_is_explained():
+    from edgekd.bench.run import _notes
+
+    r = {"precision": "int8", "environment": {"backend": "ort-cpu", "arch": "x86_64"}}
+    assert "s8s8" in _notes(r, {"target": "jetson-orin-nano"}, None)[0]
+    assert _notes(r, {"target": "android-arm64"}, None) == []  # a CPU target's export is u8s8
+    assert _notes({**r, "precision": "fp32"}, {"target": "jetson-orin-nano"}, None) == []

@@ -379,8 +379,8 @@ def _accuracy_vs_reference(runner, kind, meta, ev, show_progress) -> dict:
 def _notes(r: dict, meta: dict, tgt: dict | None) -> list[str]:
     """What a reader of the numbers should know (printed under the table, kept in the JSON)."""
     notes = []
-    on_cpu = r["environment"].get("backend") in ("ort-cpu", "ort-xnnpack")
-    if r["precision"] == "int8" and on_cpu:
+    on_x86_cpu = r["environment"].get("backend") in ("ort-cpu", "ort-xnnpack") and r["environment"].get("arch") == "x86_64"
+    if r["precision"] == "int8" and on_x86_cpu:
         from ..config import load_target
 
         try:
@@ -390,8 +390,8 @@ def _notes(r: dict, meta: dict, tgt: dict | None) -> list[str]:
         if made_for and "tensorrt" in made_for.get("runtimes", []):
             notes.append(f"this INT8 model has symmetric int8 activations (s8s8), the format TensorRT needs ({made_for['name']}); "
                          "ONNX Runtime's x86 int8 kernels are built for u8s8 and run s8s8 on a slower path, so on a CPU it can be "
-                         "slower than fp32 (benchmarks/export.md: 0.58x); for a CPU target export with a CPU profile (e.g. --profile mobile), "
-                         "which writes u8s8")
+                         "slower than fp32 (benchmarks/export.md: 0.58x); for a CPU target train with a CPU profile (e.g. --profile mobile), "
+                         "whose export writes u8s8")
     return notes
 
 
