@@ -154,9 +154,10 @@ def test_progress_bar_ends_at_the_real_count(depth_onnx, capsys, monkeypatch):
 
     runner = OrtRunner(depth_onnx, "ort-cpu", 1)
     x = np.zeros((1, 3, 64, 64), np.float32)
-    lat, _ = timed_loop(runner, x, warmup_iters=1, warmup_time=0, min_iters=3, min_time=0.3, desc="t", show=True)
+    # one iteration is at least required, half a second of them too: the time decides the count
+    lat, _ = timed_loop(runner, x, warmup_iters=1, warmup_time=0, min_iters=1, min_time=0.5, desc="t", show=True)
     err = capsys.readouterr().err
-    assert len(lat) > 3 and f"{len(lat)}/{len(lat)}" in err
+    assert len(lat) > 1 and f"{len(lat)}/{len(lat)}" in err
 
 
 def test_no_bar_in_a_redirected_log(depth_onnx, capsys):
