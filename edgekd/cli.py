@@ -28,6 +28,8 @@ _INTERRUPTED = {
     "data_synth": "interrupted; nothing was written to --out",
 }
 
+_TRAIN_EXTRA = {"torch", "torchvision", "timm", "tqdm", "onnx", "h5py", "matplotlib"}  # pyproject's [train] extra
+
 
 def _user_errors(fn):
     """Turn an :class:`EdgekdError` into one line on stderr and exit code 2 (no traceback)."""
@@ -39,6 +41,15 @@ def _user_errors(fn):
         except EdgekdError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(e.exit_code)
+        except ModuleNotFoundError as e:
+            root = (e.name or "").split(".")[0]
+            if root not in _TRAIN_EXTRA:
+                raise
+            # The core install (a device's) is torch-free: say what to install instead of a traceback.
+            click.echo(f"error: edgekd {click.get_current_context().info_name} needs {root}, which is not installed (the core install "
+                       f"only benches); install training with: pip install 'edgekd[train]' (CPU-only torch for a laptop: "
+                       f"pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu first)", err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo(_INTERRUPTED.get(fn.__name__, "interrupted; files already written are intact"), err=True)
             sys.exit(130)
@@ -73,7 +84,19 @@ class _Cli(click.Group):
 @click.group(name="edgekd", cls=_Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="edgekd")
 def cli():
-    """edgekd: cross-task distillation to a measured edge deployment (distill -> export -> bench)."""
+    """edgekd: cross-task distillation to a measured edge deployment (distill -> export -> bench).
+
+    \b
+    A first run on a CPU (under a minute):
+      edgekd distill --task depth --epochs 2 --train-size 64 --val-size 16 --image-size 64 96 --out runs/quick
+      edgekd export runs/quick                      # model.onnx (+ the profile's precision)
+      edgekd bench runs/quick/model.onnx            # latency and accuracy on this machine
+      edgekd report runs/quick                      # figures and a page
+    \b
+    The full recipe on a GPU:   edgekd distill --profile jetson --task depth --teacher random
+    See the resolved recipe:    edgekd distill --profile mobile --print-config
+    Every verb's --help lists its options with their defaults.
+    """
 
 
 # --------------------------------------------------------------------------- distill
@@ -91,32 +114,66 @@ class FloatOrAuto(click.ParamType):
             self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
 
 
+_SHIPPED = None
+
+
+def _pd(section: str, key: str, fmt=str) -> str:
+    """``[jetson 16, mobile 16, server 32]``: a key's default in each shipped profile, for the help text."""
+    global _SHIPPED
+    if _SHIPPED is None:
+        from .config import list_profiles, load_profile
+
+        try:
+            _SHIPPED = {name: load_profile(name) for name in list_profiles()}
+        except EdgekdError:  # a broken install still gets its help
+            _SHIPPED = {}
+    vals = {name: fmt(c[section][key]) for name, c in _SHIPPED.items()}
+    if not vals:
+        return "[the profile's]"
+    if len(set(vals.values())) == 1:
+        return f"[the profile's: {next(iter(vals.values()))}]"
+    return "[the profile's: " + ", ".join(f"{n} {v}" for n, v in vals.items()) + "]"
+
+
+def _formats() -> str:
+    from .data.formats import FORMATS
+
+    return ", ".join(FORMATS)
+
+
 def training_options(fn):
     """Options shared by ``distill`` and ``compare`` (each overrides the profile's key)."""
+    size = lambda v: "x".join(map(str, v))  # noqa: E731
     opts = [
         click.option("--profile", default="jetson", show_default=True, help="Profile name (jetson, mobile, server) or a path to a TOML file."),
-        click.option("--task", default=None, help="depth | segmentation | classification | colourisation | translation [profile's, else depth]"),
-        click.option("--student", default=None, help="Student encoder: mobilenetv2_100, efficientnet_b0 or any timm CNN name."),
+        click.option("--task", default=None, help=f"depth | segmentation | classification | colourisation | translation {_pd('model', 'task')}"),
+        click.option("--student", default=None, help=f"Student encoder: mobilenetv2_100, efficientnet_b0 or any timm CNN name {_pd('model', 'student')}."),
         click.option("--student-weights", default=None,
                      help="Initialise the encoder: 'imagenet' (from an installed weights package, see README), a local .pth/.pt/"
-                          ".safetensors file (torchvision, timm or efficientnet_pytorch names), or 'none' (random). [profile's]"),
+                          f".safetensors file (torchvision, timm or efficientnet_pytorch names), or 'none' (random) {_pd('model', 'student_weights')}."),
         click.option("--student-tap", type=click.Choice(["stage", "head"]), default=None,
-                     help="Z_s: the encoder's last stage (MobileNetV2: 320 ch) or the head conv after it (1280 ch, kept in the model)."),
-        click.option("--data", default=None, help="'synthetic' (embedded procedural scenes) or a dataset path."),
-        click.option("--data-format", default=None, help="Dataset format when it cannot be detected from the path (edgekd data inspect shows it)."),
-        click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None, help="pix2pix A|B images: which half is the input."),
-        click.option("--epochs", type=int, default=None),
-        click.option("--batch-size", type=int, default=None),
-        click.option("--lr", type=float, default=None, help="Peak learning rate (AdamW, warm-up then cosine)."),
-        click.option("--image-size", type=int, nargs=2, default=None, metavar="H W", help="Input size; divisible by the encoder stride (32)."),
-        click.option("--train-size", type=int, default=None, help="Number of training samples to use."),
-        click.option("--val-size", type=int, default=None, help="Number of validation samples to use."),
-        click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps (0 = no limit)."),
-        click.option("--workers", type=int, default=None, help="Data-loading worker processes."),
-        click.option("--seed", type=int, default=None),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None),
+                     help="Z_s: the encoder's last stage (MobileNetV2: 320 ch) or the head conv after it (1280 ch, kept in the model) [stage]."),
+        click.option("--data", default=None, help=f"'synthetic' (embedded procedural scenes) or a dataset path {_pd('data', 'data')}."),
+        click.option("--data-format", default=None,
+                     help=f"Dataset format when it cannot be detected from the path (edgekd data inspect shows it): auto, {_formats()} [auto]."),
+        click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None, help="pix2pix A|B images: which half is the input [AtoB]."),
+        click.option("--epochs", type=int, default=None, help=f"Passes over the training set {_pd('train', 'epochs')}."),
+        click.option("--batch-size", type=int, default=None, help=f"Images per optimiser step (per process) {_pd('train', 'batch_size')}."),
+        click.option("--lr", type=float, default=None, help=f"Peak learning rate (AdamW, warm-up then cosine) {_pd('train', 'lr')}."),
+        click.option("--warmup-steps", type=int, default=None,
+                     help="Linear warm-up steps, used as given [the profile's (50), capped at 10% of the run's steps]."),
+        click.option("--image-size", type=int, nargs=2, default=None, metavar="H W",
+                     help=f"Input size; divisible by the encoder stride (32) {_pd('data', 'image_size', size)}."),
+        click.option("--train-size", type=int, default=None, help=f"Number of training samples to use {_pd('train', 'train_size')}."),
+        click.option("--val-size", type=int, default=None, help=f"Number of validation samples to use {_pd('train', 'val_size')}."),
+        click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps (0 = no limit) [0]."),
+        click.option("--workers", type=int, default=None, help=f"Data-loading worker processes {_pd('train', 'workers')}."),
+        click.option("--seed", type=int, default=None, help="Seed of the initialisation and data order [0]."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[auto: cuda when there is a GPU]"),
         click.option("--compile", "compile_mode", type=click.Choice(["off", "graph", "inductor", "reduce-overhead", "max-autotune"]), default=None,
-                     help="Faster steps: 'graph' captures the whole step as a CUDA graph; others are torch.compile modes."),
+                     help="Faster steps: 'graph' captures the whole step as a CUDA graph; others are torch.compile modes [off]."),
+        click.option("--threads", type=int, default=None,
+                     help="CPU threads for torch [half this machine's cores, at most 8; OMP_NUM_THREADS if set]."),
         click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override any profile key (repeatable)."),
     ]
     for o in reversed(opts):
@@ -134,11 +191,11 @@ def distill_options(fn):
     opts = [
         click.option("--teacher", default=None, help=_teacher_help()),
         click.option("--teacher-weights", default=None, type=click.Path(),
-                     help="Local weights file for a named timm teacher, or 'imagenet' for the file a pip package ships (nothing is downloaded)."),
+                     help="Local weights file for a named timm teacher (FILE or NAME=FILE), or 'imagenet' for the file a pip package ships (nothing is downloaded)."),
         click.option("--teacher-layer", default=None, help="ONNX teacher: node output to distil from (edgekd teacher inspect lists them); HED: conv1..conv5."),
         click.option("--teacher-norm", default=None, help="Input normalisation the teacher expects: imagenet | zero-one | caffe | MEAN,STD (':bgr' for BGR) [teacher's own]."),
-        click.option("--method", type=click.Choice(["fitnet", "at", "pkt", "ensemble"]), default=None),
-        click.option("--projection", type=click.Choice(["inverted", "traditional"]), default=None),
+        click.option("--method", type=click.Choice(["fitnet", "at", "pkt", "ensemble"]), default=None, help=f"{_pd('distill', 'method')}"),
+        click.option("--projection", type=click.Choice(["inverted", "traditional"]), default=None, help=f"{_pd('distill', 'projection')}"),
         click.option("--teacher-tap", type=click.Choice(["norm", "raw"]), default=None,
                      help="Teacher features after the model's final norm (ViT tokens as its head sees them) or raw. [norm]"),
         click.option("--distill-weight", type=FloatOrAuto(), default=None,
@@ -161,6 +218,18 @@ def distill_options(fn):
     return fn
 
 
+def _weights_file(teacher: str | None, value: str | None) -> str | None:
+    """``--teacher-weights`` takes FILE, or NAME=FILE as in ``compare``."""
+    from pathlib import Path
+
+    if not value or "=" not in value or Path(value).exists():
+        return value
+    name, _, f = value.partition("=")
+    if teacher and name.strip() != teacher:
+        raise EdgekdError(f"--teacher-weights {value!r} names {name.strip()!r} but --teacher is {teacher!r}; give the file alone")
+    return f.strip()
+
+
 def resolve_config(kw: dict, base: dict | None = None) -> dict:
     """Profile (or ``base``, a saved config) + ``--set`` + options -> the resolved config (validated)."""
     from .config import apply_overrides, load_profile
@@ -171,7 +240,7 @@ def resolve_config(kw: dict, base: dict | None = None) -> dict:
                   "student_weights": kw.get("student_weights"), "student_tap": kw.get("student_tap")},
         "data": {"data": kw.get("data"), "data_format": kw.get("data_format"), "image_size": list(size) if size else None,
                  "direction": kw.get("direction")},
-        "distill": {"teacher": kw.get("teacher"), "teacher_weights": kw.get("teacher_weights"), "method": kw.get("method"),
+        "distill": {"teacher": kw.get("teacher"), "teacher_weights": _weights_file(kw.get("teacher"), kw.get("teacher_weights")), "method": kw.get("method"),
                     "projection": kw.get("projection"), "weight": kw.get("distill_weight"), "spectral": kw.get("spectral"),
                     "teacher_layer": kw.get("teacher_layer"), "teacher_norm": kw.get("teacher_norm"),
                     "teacher_tap": kw.get("teacher_tap"), "grad_ratio": kw.get("grad_ratio"), "normalize": kw.get("normalize"),
@@ -179,12 +248,16 @@ def resolve_config(kw: dict, base: dict | None = None) -> dict:
                     "spectral_weight": kw.get("spectral_weight"), "spectral_norm": kw.get("spectral_norm"),
                     "spectral_scope": kw.get("spectral_scope")},
         "train": {"epochs": kw.get("epochs"), "batch_size": kw.get("batch_size"), "lr": kw.get("lr"), "train_size": kw.get("train_size"),
+                  "warmup_steps": kw.get("warmup_steps"), "warmup_fraction": None if kw.get("warmup_steps") is None else 1.0,
                   "val_size": kw.get("val_size"), "max_steps": kw.get("max_steps"), "workers": kw.get("workers"), "seed": kw.get("seed"),
                   "device": kw.get("device"), "save_every_min": kw.get("save_every_min")},
     }
     if base is not None:
-        return apply_overrides(base, overrides, tuple(kw.get("sets") or ()))
-    return load_profile(kw["profile"], overrides, tuple(kw.get("sets") or ()))
+        cfg = apply_overrides(base, overrides, tuple(kw.get("sets") or ()))
+    else:
+        cfg = load_profile(kw["profile"], overrides, tuple(kw.get("sets") or ()))
+    check_teacher_spec(cfg["distill"]["teacher"], cfg["distill"]["teacher_weights"])
+    return cfg
 
 
 @cli.command()
@@ -193,8 +266,11 @@ def resolve_config(kw: dict, base: dict | None = None) -> dict:
 @click.option("--out", default=None, type=click.Path(), help="Run directory [runs/<task>-<profile>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (same data order).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
-@click.option("--save-every-min", type=float, default=None, help="Also checkpoint last.pt every N minutes (0 = every step).")
+@click.option("--save-every-min", type=float, default=None,
+              help=f"Also checkpoint last.pt every N minutes (0 = every step) {_pd('train', 'save_every_min')}.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--print-config", "--dry-run", "print_config", is_flag=True,
+              help="Print the resolved recipe (JSON, as saved in config.json) and exit; nothing is created.")
 @_user_errors
 def distill(**kw):
     """Train a student with cross-task distillation (or the spectral regulariser) on the profile's data.
@@ -215,6 +291,12 @@ def distill(**kw):
     if kw["resume"] and (out / "config.json").exists():
         cfg = _resume_config(kw, out)
     _check_teacher_options(cfg, kw)
+    if kw["print_config"]:
+        import json
+
+        click.echo(json.dumps(cfg, indent=2))
+        return
+    _set_threads(kw["threads"])
     from .fileio import check_out_dir
     from .train.loop import Trainer
 
@@ -223,6 +305,9 @@ def distill(**kw):
         trainer = Trainer(cfg, out, resume=kw["resume"], overwrite=kw["overwrite"], progress=not kw["quiet"])
         if trainer.dist.is_main and not kw["quiet"]:
             _describe_run(trainer)
+        if trainer.dist.is_main and trainer.warmup_note:
+            click.echo(trainer.warmup_note, err=True)
+        _warn_gpu_recipe_on_cpu(trainer)
         summary = trainer.run()
     except KeyboardInterrupt:
         if (out / "last.pt").exists():
@@ -233,7 +318,82 @@ def distill(**kw):
     if trainer.dist.is_main:
         click.echo(f"done: {summary['steps']} steps; best {trainer.task.primary_metric} {summary['best'][trainer.task.primary_metric]:.4f}; run in {out}")
         if trainer.device.type == "cpu" and cfg["train"]["epochs"] * trainer.steps_per_epoch < 1000:
-            click.echo(f"for the full recipe run on a GPU: edgekd distill --profile {cfg['profile']['name']} --task {cfg['model']['task']} --teacher {cfg['distill']['teacher']}")
+            click.echo(f"for the full recipe run on a GPU: {full_recipe_command(cfg)}")
+
+
+def _warn_gpu_recipe_on_cpu(trainer) -> None:
+    """One line when a recipe sized for a GPU is about to run on a CPU (the full jetson recipe: 1,225 steps
+    of 16 images at 256x320, about 1.6e9 image pixels; the README's quick start: 8e5)."""
+    cfg = trainer.cfg
+    h, w = cfg["data"]["image_size"]
+    work = trainer.total_steps * cfg["train"]["batch_size"] * h * w
+    if trainer.dist.is_main and trainer.device.type == "cpu" and work > 1e8:
+        click.echo(f"warning: this recipe ({trainer.total_steps} steps of {cfg['train']['batch_size']} images at {h}x{w}) is meant for a GPU; "
+                   "on this CPU expect hours. A first run: --epochs 2 --train-size 64 --val-size 16 --image-size 64 96", err=True)
+
+
+def _set_threads(n: int | None) -> None:
+    """torch's intra-op threads.  Its default (every core) oversubscribes a loaded machine: with the
+    loader's processes and other jobs, 2 threads on 2 busy cores ran a forward 250x slower than 1."""
+    import os
+
+    if n is not None and n < 1:
+        raise EdgekdError(f"--threads {n} must be at least 1")
+    if n is None:
+        if os.environ.get("OMP_NUM_THREADS"):
+            return  # the user (or a launcher such as torchrun) already chose
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        n = max(1, min(8, cores // 2))
+    import torch
+
+    torch.set_num_threads(n)
+
+
+# Options that name a key directly; any other changed key is repeated as --set SECTION.KEY=VALUE.
+_NAMED = {("model", "task"): "--task", ("model", "student"): "--student", ("model", "compile"): "--compile",
+          ("data", "data"): "--data", ("data", "data_format"): "--data-format", ("data", "direction"): "--direction",
+          ("distill", "teacher"): "--teacher", ("distill", "teacher_weights"): "--teacher-weights", ("distill", "method"): "--method",
+          ("distill", "projection"): "--projection", ("distill", "weight"): "--distill-weight", ("distill", "spectral"): "--spectral",
+          ("train", "lr"): "--lr", ("train", "seed"): "--seed"}
+# What a CPU run shrinks: the full recipe goes back to the profile's values.
+_SHRUNK = {("data", "image_size"), *(("train", k) for k in ("epochs", "batch_size", "train_size", "val_size", "max_steps", "workers",
+                                                              "device", "warmup_steps", "warmup_fraction", "save_every_min"))}
+
+
+def full_recipe_command(cfg: dict) -> str:
+    """The command that runs this recipe at the profile's full size: the same profile (by path when it is the
+    user's own file), teacher, weights, data and method; only the sizes a CPU run shrinks go back to the profile's."""
+    import json
+    import shlex
+    from pathlib import Path
+
+    from .config import PROFILE_DIR, load_profile
+
+    src = Path(cfg["profile"]["source"])
+    shipped = src.parent.resolve() == PROFILE_DIR.resolve()
+    prof = cfg["profile"]["name"] if shipped else str(src)
+    base = load_profile(prof)
+    args = ["edgekd", "distill", "--profile", prof, "--task", cfg["model"]["task"]]
+    for section in ("model", "data", "distill", "train"):
+        for k, v in cfg[section].items():
+            if (section, k) in _SHRUNK or (section, k) == ("model", "task") or v == base[section].get(k):
+                continue
+            opt = _NAMED.get((section, k))
+            args += [opt, str(v)] if opt else ["--set", f"{section}.{k}={json.dumps(v)}"]
+    return shlex.join(args)
+
+
+def check_teacher_spec(spec: str, weights: str | None) -> None:
+    """Catch a mistyped keyword (``rando``) before it is taken for a timm model name."""
+    import difflib
+    from pathlib import Path
+
+    spec = (spec or "").strip()
+    if spec in ("none", "random") or spec.startswith("random:") or "/" in spec or Path(spec).suffix in (".pt", ".pth") or weights:
+        return
+    close = difflib.get_close_matches(spec, ["random", "none"], n=1, cutoff=0.6)
+    if close:
+        raise EdgekdError(f"unknown teacher {spec!r}; did you mean {close[0]}? (a named timm teacher needs --teacher-weights FILE)")
 
 
 # What a resume may change: how long to train, where and how fast; never the model, the data or the method.
@@ -336,16 +496,19 @@ def _csv(text, cast=str):
 
 @cli.command()
 @training_options
-@click.option("--teachers", default="none,random", show_default=True,
-              help="Comma list: none, random, random:NAME, NAME (with --teacher-weights NAME=FILE), path/to/edgekd.pt.")
-@click.option("--teacher-weights", "teacher_weight_map", multiple=True, metavar="NAME=FILE", help="Local weights for a named teacher (repeatable).")
-@click.option("--methods", default="fitnet", show_default=True, help="Comma list of fitnet, at, pkt, ensemble.")
-@click.option("--projections", default="inverted,traditional", show_default=True)
-@click.option("--spectral", "spectral_ranks", default="0", show_default=True, help="Comma list of spectral ranks (0 = off), e.g. 0,2.")
-@click.option("--distill-weight", type=FloatOrAuto(), default=None, help="w of the distillation term, or auto (see distill --help).")
+@click.option("--teachers", "--teacher", "teachers", default="none,random", show_default=True,
+              help="Teacher, or a comma list: none, random, random:NAME, NAME (with --teacher-weights), path/to/edgekd.pt.")
+@click.option("--teacher-weights", "teacher_weight_map", multiple=True, metavar="[NAME=]FILE",
+              help="Local weights for a named teacher (repeatable); a bare FILE when one named teacher is compared.")
+@click.option("--methods", "--method", "methods", default="fitnet", show_default=True, help="Method, or a comma list of fitnet, at, pkt, ensemble.")
+@click.option("--projections", "--projection", "projections", default="inverted,traditional", show_default=True,
+              help="Projection, or a comma list of inverted, traditional.")
+@click.option("--spectral", "spectral_ranks", default="0", show_default=True,
+              help="Spectral regulariser rank r (0 = off), or a comma list of ranks to compare, e.g. 0,2.")
+@click.option("--distill-weight", type=FloatOrAuto(), default=None, help=f"w of the distillation term, or auto (see distill --help) {_pd('distill', 'weight')}.")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Runs per cell (seeds 0..N-1).")
 @click.option("--out", required=True, type=click.Path(), help="Directory of the comparison (restart with the same --out to continue).")
-@click.option("--quiet", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def compare(**kw):
     """Train the grid teacher x method x projection x spectral rank, several seeds each, and tabulate it like the paper's Table 1.
@@ -366,9 +529,12 @@ def compare(**kw):
     if kw["distill_weight"] is not None:
         cfg["distill"]["weight"] = kw["distill_weight"]
     weights = {}
+    named = [t for t in _csv(kw["teachers"]) if t not in ("none", "random") and not t.startswith("random:") and not t.endswith((".pt", ".pth"))]
     for item in kw["teacher_weight_map"]:
         if "=" not in item:
-            raise EdgekdError(f"--teacher-weights {item!r} must look like NAME=FILE")
+            if len(named) != 1:
+                raise EdgekdError(f"--teacher-weights {item!r} must look like NAME=FILE when {len(named)} named teachers are compared")
+            item = f"{named[0]}={item}"
         name, _, f = item.partition("=")
         weights[name.strip()] = f.strip()
     methods, projections = _csv(kw["methods"]), _csv(kw["projections"])
@@ -387,6 +553,8 @@ def compare(**kw):
     if any(r < 0 for r in ranks):
         raise EdgekdError(f"--spectral {kw['spectral_ranks']!r}: a rank is at least 0 (0 = off)")
     teachers = _csv(kw["teachers"])
+    for t in teachers:
+        check_teacher_spec(t, weights.get(t))
     _check_grid_teachers(teachers, weights)
     cells = grid_cells(teachers, methods, projections, ranks)
     from .fileio import check_out_dir
@@ -394,6 +562,7 @@ def compare(**kw):
     out = check_out_dir(kw["out"])
     click.echo(f"edgekd compare: {len(cells)} cells x {kw['seeds']} seeds = {len(cells) * kw['seeds']} runs of "
                f"{cfg['train']['epochs']} epochs on {cfg['train']['train_size']} {cfg['data']['data']} images -> {out}")
+    _set_threads(kw["threads"])
     rows = run_grid(cfg, cells, list(range(kw["seeds"])), out, weights, progress=not kw["quiet"])
     md, _ = write_tables(out, rows, cfg["model"]["task"])
     click.echo(md.read_text())
@@ -440,7 +609,8 @@ def report(path):
 @cli.command()
 @click.argument("run", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["onnx", "tensorrt"]), default="onnx", show_default=True)
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None, help="[fp32 for onnx; the profile's for tensorrt]")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
+              help="What the target runs; fp32 model.onnx is always written too [the run's profile's: jetson fp16, mobile int8, server fp16].")
 @click.option("--opset", type=int, default=None, help="ONNX opset [the profile's, 17].")
 @click.option("--atol", type=click.FloatRange(min=0), default=1e-3, show_default=True, help="Parity tolerance (absolute) against PyTorch.")
 @click.option("--rtol", type=click.FloatRange(min=0), default=1e-3, show_default=True, help="Parity tolerance (relative) against PyTorch.")
@@ -457,15 +627,14 @@ def export(run, fmt, precision, **kw):
     """Export the student of RUN (a run directory or a .pt checkpoint) to ONNX, INT8 QDQ or a TensorRT engine.
 
     \b
-    Writes next to the checkpoint: model.onnx (always; dynamic batch, inline weights, metadata,
-    parity-checked against PyTorch), model.fp16.onnx, model.int8.onnx, model.<precision>.engine,
+    Exports what the run's profile deploys (export.precision: jetson fp16, mobile int8) unless
+    --precision says otherwise.  Writes next to the checkpoint: model.onnx (fp32, always; dynamic
+    batch, inline weights, metadata, parity-checked against PyTorch), model.fp16.onnx, model.int8.onnx, model.<precision>.engine,
     and export.json with every check.  Exit code 2 when a check fails (files are kept).
     """
     from .export import run_export
 
-    if precision is None:
-        precision = "fp32" if fmt == "onnx" else None
-    run_export(run, fmt, precision, log=click.echo, **kw)
+    run_export(run, fmt, precision, log=click.echo, **kw)  # no --precision: the profile's (export.precision)
 
 
 # --------------------------------------------------------------------------- bench
@@ -476,15 +645,15 @@ def export(run, fmt, precision, **kw):
 @click.option("--backend", type=click.Choice(["auto", *list_backends(aliases=True)]),
               default=None, help="[auto: the first of the target's runtimes this machine has]")
 @click.option("--data", default=None, help="Validation data: 'synthetic' or a path [the data the model was trained on].")
-@click.option("--data-format", default=None)
+@click.option("--data-format", default=None, help="Format of --data when it cannot be detected [the model's, else auto].")
 @click.option("--val-size", type=click.IntRange(min=1), default=None, help="Validation images for the accuracy check [the run's].")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Also measure at this batch size (batch 1 always).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads [the target's, at most this machine's cores].")
 @click.option("--min-iters", type=click.IntRange(min=1), default=None, help="Run at least this many timed iterations [profile: 100].")
 @click.option("--min-time", type=click.FloatRange(min=0), default=None, help="...and for at least this many seconds [profile: 2].")
-@click.option("--warmup-iters", type=click.IntRange(min=0), default=None)
-@click.option("--warmup-time", type=click.FloatRange(min=0), default=None)
-@click.option("--no-accuracy", is_flag=True, help="Latency only.")
+@click.option("--warmup-iters", type=click.IntRange(min=0), default=None, help="Untimed runs first, at least 10 [profile: 10].")
+@click.option("--warmup-time", type=click.FloatRange(min=0), default=None, help="...and at least this many seconds, at least 0.2 [profile: 0.2].")
+@click.option("--no-accuracy", is_flag=True, help="Latency only (any ONNX model; no validation data needed).")
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Write every figure and the environment here.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
@@ -493,8 +662,12 @@ def bench(model, json_path, no_accuracy, quiet, **kw):
 
     \b
     Needs only numpy and onnxruntime (or TensorRT): no torch on the device.  Prints a table,
-    checks the target's latency budget (p90 at batch 1), and with --json writes every figure
-    with the environment (CPU, cores, threads, runtime versions, providers, precision, GPU).
+    checks the target's latency budget (p90 at batch 1; a verdict only when this machine is the
+    target's kind of hardware, else "not on target: no verdict"), and with --json writes every
+    figure with the environment (CPU, cores, threads, runtime versions, providers, precision, GPU).
+    The model is timed at its own input size; --profile picks the target and bench settings.
+    Any ONNX model (no edgekd metadata) can be timed with --no-accuracy; so can a model whose
+    validation data is not on this device.
     """
     from .bench.run import format_table, run_bench
 
@@ -505,7 +678,7 @@ def bench(model, json_path, no_accuracy, quiet, **kw):
 
         atomic_write_json(json_path, result)
         click.echo(f"wrote {json_path}")
-    if "budget" in result and not result["budget"]["pass"]:
+    if "budget" in result and result["budget"]["pass"] is False:
         click.echo(f"latency budget of {result['budget']['target']} missed", err=True)
 
 
@@ -612,15 +785,15 @@ def data_synth(out, n, val_n, image_size, seed, overwrite):
         raise EdgekdError(f"--val-n {val_n}: the validation split needs at least 1 scene")
     check_synth_target(out, overwrite)  # before the progress bar: a refusal stays one line
     total = n + (val_n if val_n is not None else max(1, n // 4))
-    with tqdm(total=total, unit="img", desc="rendering") as bar:
+    with tqdm(total=total, unit="img", desc="rendering", disable=not sys.stderr.isatty()) as bar:
         meta = write_scenes(out, n, image_size, seed, val_n, progress=bar.update, overwrite=overwrite)
     click.echo(f"wrote {meta['counts']['train']} train + {meta['counts']['val']} val scenes to {out}; train on them with --data {out}")
 
 
 @data.command("inspect")
 @click.argument("path", type=click.Path())
-@click.option("--task", default=None, help="The task the data is for (guides format detection).")
-@click.option("--data-format", default="auto")
+@click.option("--task", default=None, help="The task the data is for (guides format detection) [any].")
+@click.option("--data-format", default="auto", show_default=True, help=f"auto, {_formats()}.")
 @_user_errors
 def data_inspect(path, task, data_format):
     """What edgekd sees in PATH: format, splits and their sizes, what each sample holds, classes."""

@@ -10,6 +10,7 @@ one line per mistake; the resolved configuration is saved in the run directory.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,7 @@ PROFILE_SCHEMA: dict[str, dict[str, tuple]] = {
         "lr": _float(1e-9, 10.0),
         "weight_decay": _float(0.0, 10.0),
         "warmup_steps": _int(0, 10**9),
+        "warmup_fraction": _float(0.0, 1.0),  # the warm-up is capped at this fraction of the run's steps
         "train_size": _int(1, 10**9),
         "val_size": _int(1, 10**9),
         "workers": _int(0, 256),
@@ -128,6 +130,7 @@ TARGET_SCHEMA: dict[str, tuple] = {
     "name": _STR,
     "description": _STR,
     "accelerator": _choice("cpu", "cuda"),
+    "arch": _choice("x86_64", "aarch64"),  # CPU architecture: a budget verdict is given only on it
     "runtimes": ("strlist", None, None),
     "providers": ("strlist", None, None),
     "precisions": ("strlist", None, None),
@@ -167,6 +170,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "lr": 1e-3,
         "weight_decay": 1e-4,
         "warmup_steps": 50,
+        "warmup_fraction": 0.1,
         "train_size": 795,
         "val_size": 654,
         "workers": 2,
@@ -352,6 +356,24 @@ def load_profile(profile: str, overrides: dict[str, dict[str, Any]] | None = Non
     cfg["profile"] = {"name": top["name"], "source": str(path), "description": top["description"]}
     cfg["target"] = load_target(top["target"], base=path.parent)
     return cfg
+
+
+def effective_warmup(train: dict, total_steps: int) -> tuple[int, str]:
+    """Warm-up steps for a run of ``total_steps``, and a line to show the user when it is not the configured one.
+
+    A profile's warm-up (50 steps) is meant for its full recipe; a short run would spend all of it
+    below the peak learning rate, so the warm-up is capped at ``warmup_fraction`` of the run
+    (``--warmup-steps N`` sets the fraction to 1: N is used as given, up to the whole run).
+    """
+    want, frac = int(train["warmup_steps"]), float(train.get("warmup_fraction", 1.0))
+    cap = int(math.ceil(frac * total_steps))
+    steps = min(want, cap)
+    if frac >= 1.0 and want >= total_steps > 0:
+        return steps, f"warning: warm-up {want} steps covers the whole run ({total_steps} steps): the learning rate never reaches its peak"
+    if steps < want:
+        return steps, (f"warning: warm-up {want} steps is longer than {frac:.0%} of this run's {total_steps} steps; "
+                       f"using {steps} (choose with --warmup-steps N)")
+    return steps, ""
 
 
 def save_resolved(cfg: dict, run_dir: Path) -> Path:

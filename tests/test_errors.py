@@ -167,9 +167,8 @@ def case_onnx_not_onnx(t, run):
     return ["bench", write(t / "model.onnx", "not a model")], "is not a valid ONNX model"
 
 
-def case_onnx_shape_vs_profile(t, run):
-    run_cli(["export", run])
-    return ["bench", run / "model.onnx", "--profile", "mobile", "--no-accuracy"], "expects 192x256"
+def case_teacher_typo(t, run):
+    return [*D[:3], "--teacher", "rando", *D[5:]], "unknown teacher 'rando'; did you mean random?"
 
 
 def case_onnx_without_metadata(t, run):
@@ -181,7 +180,7 @@ def case_onnx_without_metadata(t, run):
                           [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 8, 8])])
     f = t / "plain.onnx"
     onnx.save(helper.make_model(g), str(f))
-    return ["bench", f], "carries no edgekd metadata"
+    return ["bench", f], "carries no edgekd metadata (task, input size, normalisation), so its accuracy cannot be judged; time it alone with --no-accuracy"
 
 
 def case_backend_unavailable(t, run):

@@ -53,15 +53,18 @@ def run_export(run, fmt="onnx", precision=None, opset=None, atol=1e-3, rtol=1e-3
     if precision == "fp16":
         report["fp16"] = export_onnx(run, None, opset, "fp16", atol, rtol, parity_size, log=log, loaded=loaded, parity_inputs=parity_x)
         artefacts[Path(report["fp16"]["onnx"]).name] = {**report["fp16"], **source_of}
-        if not report["fp16"]["parity"]["pass"]:
-            failures.append(f"fp16 parity error {report['fp16']['parity']['max_abs_err']:.2e} exceeds the tolerance")
+        p16 = report["fp16"]["parity"]
+        log(f"fp16 parity tolerance: atol {p16['atol']:g}, rtol {p16['rtol']:g} (fp16 arithmetic; at least 0.02, fp32 is held to {atol:g}/{rtol:g})")
+        if not p16["pass"]:
+            failures.append(f"fp16 parity error {p16['max_abs_err']:.2e} exceeds atol {p16['atol']:g}/rtol {p16['rtol']:g}")
         source = Path(report["fp16"]["onnx"])
     if precision == "int8":
         report["int8"] = _export_int8(cfg, task, run_dir, fp32_path, calib_size, calib_method, max_drop, eval_size, log)
         artefacts[Path(report["int8"]["onnx"]).name] = {**report["int8"], **source_of}
         if not report["int8"]["pass"]:
+            others = " or ".join(m for m in ("percentile", "entropy", "minmax") if m != calib_method)  # never the method in use
             failures.append(f"INT8 {report['int8']['primary_metric']} drop {report['int8']['drop']:.4f} exceeds --max-drop {max_drop}; "
-                            "calibrate on more images (--calib-size), try --calib-method percentile, or ship fp16")
+                            f"calibrate on more images (--calib-size), try --calib-method {others}, or ship fp16")
         source = Path(report["int8"]["onnx"])
     if fmt == "tensorrt" and not failures:
         _write_report(run_dir, report, artefacts)  # the ONNX part is done whatever TensorRT says

@@ -22,6 +22,15 @@ def _page(out: Path, title: str, blocks: list[tuple[str, str]]) -> tuple[Path, P
         elif kind == "rich":  # Markdown paragraphs, bullets and tables rendered as HTML
             md += [text, ""]
             body.append(md_to_html(text))
+        elif kind == "table":  # (header, rows): a real table in both pages
+            head, rows = text
+            md += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(r) + " |" for r in rows), ""]
+            cells = lambda tag, r: "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in r)  # noqa: E731
+            body.append("<table border=1 cellpadding=4 style='border-collapse:collapse'><tr>" + cells("th", head) + "</tr>"
+                        + "".join(f"<tr>{cells('td', r)}</tr>" for r in rows) + "</table>")
+        elif kind == "h2":
+            md += [f"## {text}", ""]
+            body.append(f"<h2>{html.escape(text)}</h2>")
         else:
             md += [text, ""]
             body.append(f"<pre>{html.escape(text)}</pre>")
@@ -77,6 +86,74 @@ def md_to_html(text: str) -> str:
 _TABLE_CSS = ("<style>table.md{border-collapse:collapse;font-size:13px;margin:8px 0}"
               "table.md th,table.md td{border:1px solid #ccc;padding:3px 8px;text-align:left}"
               "table.md th{background:#f2f2f2}</style>")
+def _metrics_text(m: dict, num_classes=None) -> str:
+    # top-5 of fewer than 6 classes is always 1: not a measurement
+    shown = {k: v for k, v in m.items() if not k.startswith("train_") and not (k == "top5" and num_classes is not None and num_classes < 6)}
+    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())
+
+
+def _bench_results(run_dir: Path) -> dict:
+    """Bench JSON files (edgekd bench --json) in the run directory, by model file name."""
+    found = {}
+    for f in sorted(run_dir.glob("*.json")) + sorted(run_dir.glob("bench/*.json")):
+        try:
+            r = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(r, dict) and "latency" in r and "environment" in r and "model" in r:
+            found[Path(r["model"]).name] = r
+    return found
+
+
+def deployment_rows(run_dir: Path, primary: str) -> list[dict]:
+    """One row per exported file: size, bench latency, and the primary metric (bench, else export's check)."""
+    exp_path = run_dir / "export.json"
+    exp = json.loads(exp_path.read_text()) if exp_path.exists() else {}
+    bench = _bench_results(run_dir)
+    files = {"fp32": run_dir / "model.onnx", "fp16": run_dir / "model.fp16.onnx", "int8": run_dir / "model.int8.onnx"}
+    files.update({f"{p.name.split('.')[1]} (TensorRT)": p for p in sorted(run_dir.glob("model.*.engine"))})
+    rows = []
+    for precision, f in files.items():
+        if not f.exists():
+            continue
+        row = {"precision": precision, "file": f.name, "mb": f.stat().st_size / 1e6, "p50_ms": None, "p90_ms": None,
+               "backend": "", "metric": None, "source": ""}
+        b = bench.get(f.name)
+        if b:
+            lat = b["latency"].get("batch1") or next(iter(b["latency"].values()))
+            row.update(p50_ms=lat["p50_ms"], p90_ms=lat["p90_ms"], backend=b["environment"].get("backend", ""))
+            acc = (b.get("accuracy") or {}).get("metrics", {})
+            if primary in acc:
+                row.update(metric=acc[primary], source=f"bench, {b['accuracy']['images']} images")
+        if row["metric"] is None and precision == "int8" and "int8" in exp:
+            row.update(metric=exp["int8"]["int8_metrics"].get(primary), source=f"export check, {exp['int8']['eval_images']} images")
+        if row["metric"] is None and precision == "fp32" and "int8" in exp:
+            row.update(metric=exp["int8"]["fp32_metrics"].get(primary), source=f"export check, {exp['int8']['eval_images']} images")
+        rows.append(row)
+    return rows
+
+
+def _deployment_blocks(run_dir: Path, primary: str) -> tuple[list, list]:
+    from .plots import plot_deployment
+
+    rows = deployment_rows(run_dir, primary)
+    if not rows:
+        return [], []
+    ref = next((r["metric"] for r in rows if r["precision"] == "fp32" and r["metric"] is not None), None)
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    table = [[r["precision"], r["file"], f"{r['mb']:.2f}", fmt(r["p50_ms"], ".2f"), fmt(r["p90_ms"], ".2f"), r["backend"] or "-",
+              fmt(r["metric"], ".4f"), fmt(None if ref is None or r["metric"] is None else r["metric"] - ref, "+.4f"), r["source"] or "-"]
+             for r in rows]
+    head = ["precision", "file", "size (MB)", "p50 (ms)", "p90 (ms)", "backend", primary, "vs fp32", "measured by"]
+    blocks = [("h2", "Deployment"), ("table", (head, table))]
+    if all(r["p50_ms"] is None for r in rows):
+        blocks.append(("md", f"no latency yet: bench a file with edgekd bench {run_dir / rows[0]['file']} --json {run_dir / 'bench-fp32.json'}"))
+    made = []
+    p = plot_deployment(run_dir, rows, primary)
+    if p:
+        made.append(p)
+        blocks.append(("img", "deployment.png"))
+    return blocks, made
 
 
 def report_run(run_dir: Path, predictions: bool = True) -> list[Path]:
@@ -86,11 +163,13 @@ def report_run(run_dir: Path, predictions: bool = True) -> list[Path]:
     from ..tasks import create_task
 
     task = create_task(cfg["model"]["task"], num_classes=2)
-    made, blocks = [], []
+    made, blocks, info = [], [], {}
+    if predictions and ((run_dir / "best.pt").exists() or (run_dir / "last.pt").exists()):
+        made.append(plot_predictions(run_dir, info=info))
     metrics = read_jsonl(run_dir / "metrics.jsonl")
     if metrics:
-        last = {k: v for k, v in metrics[-1].items() if not k.startswith("train_")}
-        blocks.append(("md", "final validation metrics: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in last.items())))
+        blocks.append(("md", f"final validation metrics (epoch {metrics[-1].get('epoch')}): "
+                             + _metrics_text({k: v for k, v in metrics[-1].items() if k not in ("epoch", "step")}, info.get("num_classes"))))
     p = plot_curves(run_dir, task.primary_metric)
     if p:
         made.append(p)
@@ -99,11 +178,15 @@ def report_run(run_dir: Path, predictions: bool = True) -> list[Path]:
         plot_spectrum(run_dir)
         sv = read_jsonl(run_dir / "spectrum.jsonl")
         made.append(run_dir / "report" / "spectrum.png")
-        blocks.append(("md", "effective rank of P per epoch: " + ", ".join(f"{effective_rank(r['singular_values']):.1f}" for r in sv)))
+        blocks.append(("md", "effective rank of P per epoch: " + ", ".join(f"{effective_rank(r['singular_values']):.1f}" for r in sv)
+                       + ".  Shaded: the singular values above 1% of the largest, the directions P actually uses (the paper's Figure 3)."))
         blocks.append(("img", "spectrum.png"))
-    if predictions and ((run_dir / "best.pt").exists() or (run_dir / "last.pt").exists()):
-        made.append(plot_predictions(run_dir))
+    if info:
+        blocks.append(("md", f"predictions of {info['checkpoint']} (after epoch {info['epoch']}): {_metrics_text(info['metrics'], info.get('num_classes'))}"))
         blocks.append(("img", "predictions.png"))
+    dep_blocks, dep_made = _deployment_blocks(run_dir, task.primary_metric)
+    blocks += dep_blocks
+    made += dep_made
     d = cfg["distill"]
     title = f"edgekd run {run_dir.name}: {cfg['model']['task']}, {cfg['model']['student']}, teacher {d['teacher']}" + (
         f" ({d['method']}, {d['projection']})" if d["teacher"] != "none" else "") + (f", spectral r={d['spectral']}" if d["spectral"] else "")

@@ -71,7 +71,8 @@ def plot_spectrum(run_dir: Path, ax=None, title: str | None = None, out: Path | 
                     label=f"epoch {r['epoch']}" if i in (0, len(rows) - 1) else None)
     last = np.asarray(rows[-1]["singular_values"])
     k = rank_at(last)
-    ax.axvspan(1, max(1, k), color="tab:green", alpha=0.15)
+    # The band marks the directions P actually uses: the paper's Figure 3 shades the same region.
+    ax.axvspan(1, max(1, k), color="tab:green", alpha=0.15, label=f"{k} values above 1% of the largest")
     er = effective_rank(last)
     top = energy_share(last, 1)
     ax.set_title(title or f"spectrum of P (effective rank {er:.1f}, {k} above 1%, top-1 energy {top:.0%})", fontsize=9)
@@ -84,35 +85,59 @@ def plot_spectrum(run_dir: Path, ax=None, title: str | None = None, out: Path | 
     return er
 
 
+def loss_scale(values) -> str:
+    """Log scale only when the losses span a decade or more: otherwise it hides their change."""
+    v = [x for x in values if np.isfinite(x) and x > 0]
+    return "log" if v and max(v) / min(v) >= 10 else "linear"
+
+
 def plot_curves(run_dir: Path, primary: str) -> Path | None:
+    """Training losses per step (log scale only when they span a decade or more) and the validation metric per epoch."""
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     steps = read_jsonl(Path(run_dir) / "steps.jsonl")
     epochs = read_jsonl(Path(run_dir) / "metrics.jsonl")
     if not steps:
         return None
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     x = [s["step"] for s in steps]
+    values = []
     for k in [k for k in steps[0] if k not in ("step", "epoch", "lr")]:
-        a.plot(x, [s.get(k, np.nan) for s in steps], lw=1, label=k)
-    a.set_yscale("log")
-    a.set_xlabel("step")
+        ys = [s.get(k, np.nan) for s in steps]
+        values += [v for v in ys if np.isfinite(v) and v > 0]
+        a.plot(x, ys, lw=1, label=k, marker="o" if len(x) < 20 else None, ms=3)
+    a.set_yscale(loss_scale(values))
+    a.xaxis.set_major_locator(MaxNLocator(integer=True))
+    a.set_xlabel("optimiser step")
+    a.set_ylabel("loss")
     a.set_title("training losses", fontsize=9)
     a.legend(fontsize=7)
     if epochs and primary in epochs[0]:
         b.plot([e["epoch"] for e in epochs], [e[primary] for e in epochs], "o-")
+        b.xaxis.set_major_locator(MaxNLocator(integer=True))
         b.set_xlabel("epoch")
+        b.set_ylabel(primary)
         b.set_title(f"validation {primary}", fontsize=9)
+    else:
+        b.axis("off")
+    fig.tight_layout()
     return _save(fig, Path(run_dir) / "report" / "curves.png")
 
 
-def plot_predictions(run_dir: Path, n: int = 4) -> Path | None:
-    """Input, ground truth and prediction for the first ``n`` validation images (needs torch)."""
+def plot_predictions(run_dir: Path, n: int = 4, info: dict | None = None) -> Path | None:
+    """Input, ground truth and prediction for the first ``n`` validation images (needs torch).
+
+    ``info``, when given, receives which checkpoint drew them and its metrics (for the page's caption)."""
     import torch
 
     from ..export.onnx_export import load_student, resolve_run, validation_batch
 
     ckpt, _ = resolve_run(run_dir)
-    model, task, cfg, _ = load_student(ckpt)
+    model, task, cfg, ck = load_student(ckpt)
+    if info is not None:
+        info.update(checkpoint=ckpt.name, epoch=ck.get("epoch"), metrics=ck.get("metrics") or {},
+                    num_classes=getattr(task, "num_classes", None))
     x, samples = validation_batch(cfg, task, n)
     with torch.no_grad():
         pred = model(torch.from_numpy(x)).float().numpy()
@@ -126,18 +151,22 @@ def plot_predictions(run_dir: Path, n: int = 4) -> Path | None:
             axes[0, i].axis("off")
         return _save(fig, Path(run_dir) / "report" / "predictions.png")
     fig, axes = plt.subplots(3, len(samples), figsize=(3 * len(samples), 7), squeeze=False)
+    # one depth scale for every image, so that a single colour bar (metres) reads them all
+    vmax = float(max(np.percentile(s["depth"], 99) for s in samples)) if task.name == "depth" else None
+    shown_labels = set()
     for i, s in enumerate(samples):
         axes[0, i].imshow(task.input_image(s))
         if task.name == "depth":
-            vmax = float(np.percentile(s["depth"], 99))
             axes[1, i].imshow(s["depth"], cmap="plasma_r", vmin=0, vmax=vmax)
-            axes[2, i].imshow(pred[i, 0], cmap="plasma_r", vmin=0, vmax=vmax)
+            im = axes[2, i].imshow(pred[i, 0], cmap="plasma_r", vmin=0, vmax=vmax)
         elif task.name == "segmentation":
             from ..data.synthetic import PALETTE
 
             pal = np.resize(PALETTE, (256, 3)).astype(np.uint8)
             axes[1, i].imshow(pal[s["labels"]])
-            axes[2, i].imshow(pal[pred[i].argmax(0)])
+            pl = pred[i].argmax(0)
+            axes[2, i].imshow(pal[pl])
+            shown_labels |= set(np.unique(s["labels"]).tolist()) | set(np.unique(pl).tolist())
         else:
             tgt = np.asarray(task.target(s))
             if task.name == "colourisation":
@@ -154,7 +183,22 @@ def plot_predictions(run_dir: Path, n: int = 4) -> Path | None:
             axes[r, i].axis("off")
             if i == 0:
                 axes[r, i].set_title(name, fontsize=9, loc="left")
+    if task.name == "depth":
+        fig.colorbar(im, ax=axes[1:, :].ravel().tolist(), shrink=0.8, label="depth (m)")
+    elif task.name == "segmentation":
+        _class_legend(fig, task, pal, sorted(c for c in shown_labels if c != 255))
     return _save(fig, Path(run_dir) / "report" / "predictions.png")
+
+
+def _class_legend(fig, task, pal, labels):
+    """A legend of the classes that appear in the figure (colour -> name)."""
+    from matplotlib.patches import Patch
+
+    names = list(task.class_names or [])
+    handles = [Patch(color=pal[c] / 255.0, label=names[c] if c < len(names) else f"class {c}") for c in labels]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), fontsize=7, frameon=False,
+                   bbox_to_anchor=(0.5, -0.02))
 
 
 def plot_compare(out: Path, rows: list[dict], task: str) -> Path | None:
@@ -220,3 +264,20 @@ def plot_compare_spectra(out: Path, rows: list[dict]) -> Path | None:
     atomic_write_json(out / "report" / "effective_ranks.json", ranks)
     return path
 
+
+
+def plot_deployment(run_dir: Path, rows: list[dict], primary: str) -> Path | None:
+    """Latency (bench p50 at batch 1) against the primary metric, one point per exported precision."""
+    pts = [r for r in rows if r.get("p50_ms") is not None and r.get("metric") is not None]
+    if not pts:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for r in pts:
+        ax.plot(r["p50_ms"], r["metric"], "o", ms=7)
+        ax.annotate(f"{r['precision']} ({r['backend']})", (r["p50_ms"], r["metric"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xlabel("latency p50 at batch 1 (ms)")
+    ax.set_ylabel(f"validation {primary}")
+    ax.set_title("deployment: latency against accuracy per precision", fontsize=9)
+    ax.margins(0.25)
+    return _save(fig, Path(run_dir) / "report" / "deployment.png")

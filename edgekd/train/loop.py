@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -121,7 +122,12 @@ class Trainer:
             if len(src) == 0:
                 raise EdgekdError(f"the {name} split of {data} is empty; check the data path or --train-size/--val-size")
             if hasattr(src, "prerender"):  # finite synthetic sets: render once, shared by loader workers
-                src.prerender(max(tc["workers"], os.cpu_count() or 1))
+                t0, procs = time.monotonic(), max(tc["workers"], os.cpu_count() or 1)
+                if self.progress:  # minutes for a full set on a CPU: never silently
+                    print(f"rendering {len(src)} {name} scenes at {size[0]}x{size[1]} ({procs} processes)...", flush=True)
+                src.prerender(procs)
+                if self.progress and time.monotonic() - t0 > 2:
+                    print(f"  rendered in {time.monotonic() - t0:.0f} s", flush=True)
         self.task_args = task_args_for(cfg, self.train_src)
         self.task = create_task(cfg["model"]["task"], **self.task_args)
 
@@ -170,7 +176,10 @@ class Trainer:
         self.total_steps = tc["epochs"] * self.steps_per_epoch
         if tc["max_steps"]:
             self.total_steps = min(self.total_steps, tc["max_steps"])
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(tc["warmup_steps"], self.total_steps))
+        from ..config import effective_warmup
+
+        self.warmup_steps, self.warmup_note = effective_warmup(tc, self.total_steps)  # scaled to short runs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(self.warmup_steps, self.total_steps))
 
         self.ddp_model = self.model
         if self.dist.enabled:
@@ -345,6 +354,7 @@ class Trainer:
         workers = min(tc["workers"], os.cpu_count() or 1)  # more loader processes than cores only thrash
         val_loader = make_val_loader(self.val_ds, tc["batch_size"], workers, pin)
         check_every = 1 if self.device.type == "cpu" else 10
+        self._t_run, self._step0 = time.monotonic(), self.step  # for the whole-run ETA
         self._last_save = time.monotonic()
         self._saved_once = self._resuming
         save_every = tc["save_every_min"] * 60.0
@@ -360,7 +370,8 @@ class Trainer:
             self.ddp_model.train()
             self._epoch_losses = []
             pending = []
-            bar = tqdm(total=self.steps_per_epoch, initial=self.epoch_step, disable=not self.progress,
+            # In a redirected log a bar writes every update: plain per-epoch lines there (see _print_epoch).
+            bar = tqdm(total=self.steps_per_epoch, initial=self.epoch_step, disable=not (self.progress and sys.stderr.isatty()),
                        desc=f"epoch {self.epoch + 1}/{tc['epochs']}", unit="step", dynamic_ncols=True, leave=True)
             for batch in loader:
                 last_batch = self._to_device(batch)
@@ -372,7 +383,7 @@ class Trainer:
                 if len(pending) >= check_every:
                     self._check_finite(pending)
                     if self._epoch_losses:
-                        bar.set_postfix({k: f"{v:.4g}" for k, v in self._epoch_losses[-1].items()}, refresh=False)
+                        bar.set_postfix({**{k: f"{v:.4g}" for k, v in self._epoch_losses[-1].items()}, "run ETA": self._run_eta()}, refresh=False)
                     # The first step is checkpointed at once: an early Ctrl-C still leaves something to resume.
                     if time.monotonic() - self._last_save >= save_every or not self._saved_once:
                         self._save_last()
@@ -524,9 +535,18 @@ class Trainer:
             metrics.update({f"train_{k}": v for k, v in fit.items()})
         return metrics
 
+    def _run_eta(self) -> str:
+        """Time left for the whole run, from this session's pace so far (evaluation included)."""
+        done = self.step - self._step0
+        if done <= 0:
+            return "?"
+        left = (time.monotonic() - self._t_run) / done * max(0, self.total_steps - self.step)
+        return f"{left / 3600:.1f} h" if left >= 3600 else f"{left / 60:.0f} min" if left >= 120 else f"{left:.0f} s"
+
     def _print_epoch(self, record: dict):
         if not self.progress:
             return
         shown = {k: v for k, v in record.items() if k not in ("epoch", "step")}
         text = "  ".join(f"{k} {v:.4f}" for k, v in shown.items())
-        print(f"epoch {record['epoch']} (step {record['step']}): {text}", flush=True)
+        eta = f" [run ETA {self._run_eta()}]" if self.step < self.total_steps else ""
+        print(f"epoch {record['epoch']}/{self.cfg['train']['epochs']} (step {record['step']}/{self.total_steps}){eta}: {text}", flush=True)
