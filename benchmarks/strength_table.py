@@ -1,9 +1,10 @@
 """Gradient ratios of every distillation term on Z_s, at weight 1 and at ``auto`` (issue 10).
 
-For the regime-C depth student (MobileNetV2 encoder-decoder, 128x160, batch 16, synthetic scenes),
-ImageNet-initialised and from scratch: ``||w * dL_aux/dZ_s|| / ||dL_task/dZ_s||`` averaged over 4
-calibration batches, and for ``auto`` the same ratio re-measured on 4 *other* batches (a check that
-the weight chosen on the first batches transfers).  No training step is taken.
+For the regime-C depth student of benchmarks/claims.md (MobileNetV2 encoder-decoder, 96x128, batch 32,
+64 synthetic scenes, random ViT-B/32 teacher, inverted projection), ImageNet-initialised and from
+scratch: ``||w * dL_aux/dZ_s|| / ||dL_task/dZ_s||`` over the calibration batches (epoch 0's), and for
+``auto`` the same ratio re-measured on epoch 1's batches (another order and augmentation: does the
+weight chosen on the first batches transfer?).  No training step is taken.
 
     python benchmarks/strength_table.py --out benchmarks/results/strength.json
 """
@@ -27,8 +28,8 @@ CELLS = [("fitnet", "random"), ("at", "random"), ("pkt", "random"), ("ensemble",
 def measure(init: str, method: str, teacher: str, ratio: float) -> dict:
     cfg = load_profile("jetson")
     cfg["model"]["student_weights"] = init
-    cfg["data"]["image_size"] = [128, 160]
-    cfg["train"].update(train_size=128, val_size=16, batch_size=16, workers=0, device="cpu", train_eval_size=0)
+    cfg["data"]["image_size"] = [96, 128]
+    cfg["train"].update(train_size=64, val_size=16, batch_size=32, workers=0, device="cpu", train_eval_size=0)
     d = cfg["distill"]
     d.update(teacher=teacher, grad_ratio=ratio, spectral_norm="fro")
     if method == "spectral":
@@ -39,9 +40,9 @@ def measure(init: str, method: str, teacher: str, ratio: float) -> dict:
         t = Trainer(cfg, tmp, progress=False)
         t._calibrate_and_diagnose()
         diag = t.diagnostics
-        t.sampler.set_epoch(0, 0)
-        idx = list(t.sampler)[64:128]  # batches 5-8: not used for calibration
-        other = [t._to_device(default_collate([t.train_ds[i] for i in idx[j:j + 16]])) for j in range(0, 64, 16)]
+        t.sampler.set_epoch(1, 0)
+        idx = list(t.sampler)  # epoch 1: (epoch, index) pairs, another order and augmentation than calibration's
+        other = [t._to_device(default_collate([t.train_ds[i] for i in idx[j:j + 32]])) for j in range(0, len(idx), 32)]
         held_out = ratios(t._term_norms(other), t.model.weights())
     term = "spectral" if method == "spectral" else "distill"
     return {"init": init, "method": method, "teacher": teacher, "ratio_at_w1": diag["ratio_at_weight_1"][term],
@@ -53,7 +54,7 @@ def main():
     ap.add_argument("--out", default="benchmarks/results/strength.json")
     ap.add_argument("--ratio", type=float, default=0.3)
     a = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     rows = []
     for init in ("imagenet", "none"):
         for method, teacher in CELLS:
