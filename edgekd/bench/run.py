@@ -224,10 +224,10 @@ def on_target(tgt: dict, runner, backend: str) -> tuple[bool, str]:
 
 def _say_fallback(requested: str, picked: str, tgt: dict | None, log) -> None:
     """``auto`` took a backend other than the target's first choice: say so in one line."""
-    from .runners import ORT_BACKENDS
+    from .runners import providers_by_backend
 
     wanted = (tgt or {}).get("providers") or []
-    by_provider = {v: k for k, v in ORT_BACKENDS.items()}
+    by_provider = {v: k for k, v in providers_by_backend().items()}
     first = next((by_provider[p] for p in wanted if p in by_provider), None)
     if requested == "auto" and first and picked != first:
         names = [by_provider[p] for p in wanted if p in by_provider]

@@ -6,6 +6,8 @@ its runtime only when opened: torch is never needed for ONNX or engines.  Adding
 file here that registers itself, plus its name in :func:`base._load`.
 """
 
-from .base import BaseRunner, auto_backend, backend_class, canonical, create_runner, list_backends, register_backend, unavailable
+from .base import (BaseRunner, auto_backend, backend_class, canonical, create_runner, list_backends, providers_by_backend,
+                   register_backend, unavailable)
 
-__all__ = ["BaseRunner", "auto_backend", "backend_class", "canonical", "create_runner", "list_backends", "register_backend", "unavailable"]
+__all__ = ["BaseRunner", "auto_backend", "backend_class", "canonical", "create_runner", "list_backends", "providers_by_backend",
+           "register_backend", "unavailable"]

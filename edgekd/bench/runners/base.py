@@ -102,6 +102,12 @@ def register_backend(name: str, aliases: tuple[str, ...] = (), **defaults):
     return wrap
 
 
+def providers_by_backend() -> dict[str, str]:
+    """ONNX Runtime backends and their execution provider (``ort-cpu`` -> ``CPUExecutionProvider``)."""
+    _load()
+    return {n: d["provider"] for n, (_, d) in _BACKENDS.items() if "provider" in d}
+
+
 def _load() -> None:
     from . import ort, openvino, tensorrt, torch_ref  # noqa: F401  (each registers its backends)
 
