@@ -184,3 +184,13 @@ def test_train_val_gap_and_eval_every(tmp_path):
     assert "d1" not in rows[0] and "d1" in rows[1] and "train_d1" in rows[1]
     summary = json.loads((out / "summary.json").read_text())
     assert "train_d1" in summary["final"]
+
+
+def test_feature_taps_reach_config_and_onnx_metadata(depth_onnx):
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(depth_onnx)).metadata_props}
+    d = json.loads(meta["distillation"])
+    cfg = json.loads((depth_onnx.parent / "config.json").read_text())
+    assert d["student_tap"] == cfg["model"]["student_tap"] == "stage"
+    assert d["teacher_tap"] == cfg["distill"]["teacher_tap"] == "norm"

@@ -97,6 +97,12 @@ def build_metadata(task, cfg: dict, ckpt: dict, precision: str) -> dict:
         "output_range": json.dumps([meta.get("min_depth"), meta.get("max_depth")]) if task.name == "depth" else "",
         "class_names": json.dumps(meta.get("class_names", [])),
         "student": cfg["model"]["student"],
+        # How the model was distilled (docs/distillation.md): the feature taps, the initialisation, the teacher.
+        "distillation": json.dumps({"student_tap": cfg["model"].get("student_tap", "stage"),
+                                    "student_weights": cfg["model"].get("student_weights", "none"),
+                                    "teacher": cfg["distill"].get("teacher"), "teacher_tap": cfg["distill"].get("teacher_tap", "raw"),
+                                    "method": cfg["distill"].get("method"), "projection": cfg["distill"].get("projection"),
+                                    "spectral": cfg["distill"].get("spectral")}),
         "profile": cfg["profile"]["name"],
         "target": cfg["target"]["name"],
         "precision": precision,
