@@ -150,9 +150,9 @@ def test_progress_bar_ends_at_the_real_count(depth_onnx, capsys, monkeypatch):
     from edgekd.bench.run import timed_loop
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # bars are drawn on a terminal only
-    from edgekd.bench.runners import OrtRunner
+    from edgekd.bench.runners import create_runner
 
-    runner = OrtRunner(depth_onnx, "ort-cpu", 1)
+    runner = create_runner("ort-cpu", depth_onnx, threads=1).open()
     x = np.zeros((1, 3, 64, 64), np.float32)
     # one iteration is at least required, half a second of them too: the time decides the count
     lat, _ = timed_loop(runner, x, warmup_iters=1, warmup_time=0, min_iters=1, min_time=0.5, desc="t", show=True)
@@ -162,10 +162,10 @@ def test_progress_bar_ends_at_the_real_count(depth_onnx, capsys, monkeypatch):
 
 def test_no_bar_in_a_redirected_log(depth_onnx, capsys):
     from edgekd.bench.run import timed_loop
-    from edgekd.bench.runners import OrtRunner
+    from edgekd.bench.runners import create_runner
 
     x = np.zeros((1, 3, 64, 64), np.float32)
-    timed_loop(OrtRunner(depth_onnx, "ort-cpu", 1), x, warmup_iters=1, warmup_time=0, min_iters=3, min_time=0, desc="t", show=True)
+    timed_loop(create_runner("ort-cpu", depth_onnx, threads=1).open(), x, warmup_iters=1, warmup_time=0, min_iters=3, min_time=0, desc="t", show=True)
     assert "\r" not in capsys.readouterr().err
 
 

@@ -5,6 +5,7 @@ import json
 import shlex
 
 import pytest
+import torch
 
 from conftest import TINY, run_cli, tiny
 from edgekd.data.formats import FORMATS
@@ -41,7 +42,7 @@ def test_print_config_prints_the_recipe_and_creates_nothing(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     res = run_cli(["distill", "--profile", "mobile", "--epochs", "3", "--set", "train.lr=3e-4", "--dry-run", "--out", "r"])
     cfg = json.loads(res.stdout)
-    assert cfg["train"]["epochs"] == 3 and cfg["train"]["lr"] == 3e-4 and cfg["model"]["student"] == "efficientnet_b0"
+    assert cfg["train"]["epochs"] == 3 and cfg["train"]["lr"] == 3e-4 and cfg["model"]["student"] == "efficientnet_lite0"
     assert cfg["target"]["name"] == "android-arm64" and cfg["export"]["precision"] == "int8"
     assert list(tmp_path.iterdir()) == []
 
@@ -72,6 +73,7 @@ def test_full_recipe_hint_is_a_command_that_works(tmp_path):
     prof = tmp_path / "my recipe.toml"
     prof.write_text('target = "x86-server"\n[train]\nepochs = 7\n')
     weights = tmp_path / "w.pth"
+    torch.save({}, weights)  # a file named for an option must exist (issue 14), even for --print-config
     small = {"model": {"task": "segmentation"}, "data": {"data": str(tmp_path), "image_size": [64, 64]},
              "distill": {"teacher": "resnet18", "teacher_weights": str(weights), "spectral": 2, "method": "at"},
              "train": {"epochs": 1, "train_size": 8, "lr": 3e-4}}
