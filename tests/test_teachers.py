@@ -284,6 +284,7 @@ def test_teacher_inspect_lists_outputs_with_stride(tmp_path):
 ONE_STEP = [*tiny(train=2, val=2, batch=2), "--max-steps", "1"]
 
 
+@pytest.mark.slow  # converting the real 1.2 M-parameter graph dominates; test_distill_from_an_onnx_file_* covers the path
 @needs_ppocr
 def test_distill_depth_from_the_ppocr_text_detector(tmp_path):
     import json
