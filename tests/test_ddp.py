@@ -11,9 +11,9 @@ from conftest import run_cli
 # A student without BatchNorm (NF-RegNet) and a batch-decomposable objective (classification
 # cross-entropy + FitNets MSE): the mean of two ranks' gradients is then exactly the gradient
 # of the global batch, so the two runs must agree.  (With BatchNorm, DDP on GPUs uses SyncBatchNorm.)
-ARGS = ["distill", "--task", "classification", "--student", "nf_regnet_b0", "--teacher", "random:resnet18",
+ARGS = ["distill", "--task", "classification", "--student", "nf_regnet_b0", "--student-weights", "none", "--teacher", "random:resnet18",
         "--image-size", "64", "64", "--train-size", "8", "--val-size", "4", "--epochs", "1", "--max-steps", "2",
-        "--workers", "0", "--device", "cpu", "--quiet", "--set", "train.augment=false"]
+        "--workers", "0", "--device", "cpu", "--quiet", "--set", "train.augment=false", "--distill-weight", "1"]
 
 
 def _free_port():

@@ -164,9 +164,18 @@ def test_teacher_cache_gives_identical_losses_and_hits(tmp_path):
 
     (cached, with_cache), (plain, without) = run("on"), run("off")
     assert plain.teacher_cache is None and len(with_cache) == len(without) == 4
-    for a, b in zip(with_cache, without):
-        assert a["distill"] == pytest.approx(b["distill"], rel=1e-4)
-        assert a["task"] == pytest.approx(b["task"], rel=1e-4)
+    # The first step sees the same teacher features (cached ones are computed one image at a time, so they do not
+    # depend on the batch and a resumed run is bitwise the same; uncached ones per batch): equal to rounding.
+    # Later steps are not compared: AdamW turns rounding-level gradient differences into full-size steps.
+    assert with_cache[0]["distill"] == pytest.approx(without[0]["distill"], rel=1e-5)
+    assert with_cache[0]["task"] == pytest.approx(without[0]["task"], rel=1e-5)
+    from edgekd.train.data import TaskDataset
+
+    plain_view = TaskDataset(cached.train_src, cached.task, (64, 64))  # no flip, no jitter: key 2 * i
+    keys = [k for k in sorted(cached.teacher_cache.store) if k % 2 == 0][:4]
+    direct = cached._teacher_features(torch.stack([plain_view[k // 2][0] for k in keys]))
+    stored = torch.stack([cached.teacher_cache.store[k] for k in keys])
+    torch.testing.assert_close(stored, direct, rtol=1e-4, atol=1e-5)
     # 8 scenes x 2 flips = at most 16 keys; epoch 2 (and the probes) hit what epoch 1 computed
     assert len(cached.teacher_cache.store) <= 16 and cached.teacher_cache.hits > 0
 

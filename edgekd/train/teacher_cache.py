@@ -23,10 +23,11 @@ class TeacherCache:
     def features(self, xt: torch.Tensor, keys: torch.Tensor, compute) -> torch.Tensor:
         keys = [int(k) for k in keys.tolist()]
         todo = [i for i, k in enumerate(keys) if k not in self.store]
-        if todo:
-            fresh = compute(xt if len(todo) == len(keys) else xt[todo])
-            for j, i in enumerate(todo):
-                self.store.setdefault(keys[i], fresh[j].detach().clone())
+        for i in todo:
+            # One image at a time: a feature must not depend on which images shared its batch (kernels
+            # may block differently per batch size), or a resumed run would differ from an uninterrupted one.
+            if keys[i] not in self.store:
+                self.store[keys[i]] = compute(xt[i:i + 1])[0].detach().clone()
         self.hits += len(keys) - len(todo)
         self.misses += len(todo)
         return torch.stack([self.store[k] for k in keys])
