@@ -38,6 +38,11 @@ PACKAGED: dict[str, Packaged] = {
 }
 
 
+def imagenet_models() -> list[str]:
+    """Models a package ships ImageNet classifier weights for (``--student-weights`` / ``--teacher-weights imagenet``)."""
+    return [k for k, e in PACKAGED.items() if e.layout in ("torchvision", "efficientnet_pytorch")]
+
+
 def packaged_entry(name: str) -> Packaged:
     try:
         return PACKAGED[name]

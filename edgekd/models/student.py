@@ -112,9 +112,9 @@ def load_student_weights(model: "EncoderDecoder", spec: str) -> int:
     from .weights import load_into, read_state_dict
 
     if spec == "imagenet":
-        from .packaged import PACKAGED
+        from .packaged import imagenet_models
 
-        imagenet = [k for k, e in PACKAGED.items() if e.layout in ("torchvision", "efficientnet_pytorch")]
+        imagenet = imagenet_models()
         if model.encoder_name not in imagenet:
             raise EdgekdError(f"no package ships ImageNet weights for student {model.encoder_name} (packaged: {', '.join(imagenet)}); "
                               f"give --student-weights FILE, or --student-weights none to start from random weights")

@@ -80,9 +80,9 @@ def _resolve_weights(name: str, weights: str) -> str:
     """``imagenet`` -> the file a pip package ships for ``name`` (see packaged.py); else the path as given."""
     if weights.strip().lower() != "imagenet":
         return weights
-    from .packaged import PACKAGED, packaged_weights_path
+    from .packaged import imagenet_models, packaged_weights_path
 
-    imagenet = [k for k, e in PACKAGED.items() if e.layout in ("torchvision", "efficientnet_pytorch")]
+    imagenet = imagenet_models()
     if name not in imagenet:
         raise EdgekdError(f"no package ships ImageNet weights for {name!r} (packaged: {', '.join(imagenet)}); give --teacher-weights FILE")
     return str(packaged_weights_path(name))
