@@ -37,3 +37,22 @@ def test_objects_are_closer_than_the_walls_behind_them():
 def test_synthetic_dataset_sizes():
     ds = open_dataset("synthetic", "train", (32, 32), 5)
     assert len(ds) == 5 and ds[4]["image"].shape == (32, 32, 3)
+
+
+# Computed on main before render_scene was split into parts: the scenes must stay bit-identical.
+SCENES_SHA256 = "ca7e8408455884b3bfc2432148278dcf3c851a74b723787d75982eb887e5fefc"
+
+
+def test_rendered_scenes_are_bit_identical_to_the_reference():
+    import hashlib
+
+    h = hashlib.sha256()
+    for args in [(48, 64, 0, "train", 0), (48, 64, 0, "train", 1), (40, 56, 3, "val", 7), (64, 80, 1, "test", 2),
+                 (32, 48, 5, "calib", 11), (30, 40, 2, "train", 123)]:
+        s = render_scene(*args)
+        for k in ("image", "depth", "labels", "colour_map"):
+            a = np.ascontiguousarray(s[k])
+            for part in (k.encode(), str(a.dtype).encode(), str(a.shape).encode(), a.tobytes()):
+                h.update(part)
+        h.update(str(s["label"]).encode())
+    assert h.hexdigest() == SCENES_SHA256
