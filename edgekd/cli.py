@@ -17,6 +17,7 @@ import click
 
 from . import __version__
 from .bench.runners.base import list_backends
+from .distill.registry import NORMALIZATIONS, SPECTRAL_NORMS, SPECTRAL_SCOPES, distances_help, list_distances, list_projections
 from .errors import EdgekdError
 
 
@@ -194,23 +195,23 @@ def distill_options(fn):
                      help="Local weights file for a named timm teacher (FILE or NAME=FILE), or 'imagenet' for the file a pip package ships (nothing is downloaded)."),
         click.option("--teacher-layer", default=None, help="ONNX teacher: node output to distil from (edgekd teacher inspect lists them); HED: conv1..conv5."),
         click.option("--teacher-norm", default=None, help="Input normalisation the teacher expects: imagenet | zero-one | caffe | MEAN,STD (':bgr' for BGR) [teacher's own]."),
-        click.option("--method", type=click.Choice(["fitnet", "at", "pkt", "ensemble"]), default=None, help=f"{_pd('distill', 'method')}"),
-        click.option("--projection", type=click.Choice(["inverted", "traditional"]), default=None, help=f"{_pd('distill', 'projection')}"),
+        click.option("--method", type=click.Choice(list_distances()), default=None, help=f"{distances_help()} {_pd('distill', 'method')}"),
+        click.option("--projection", type=click.Choice(list_projections()), default=None, help=f"{_pd('distill', 'projection')}"),
         click.option("--teacher-tap", type=click.Choice(["norm", "raw"]), default=None,
                      help="Teacher features after the model's final norm (ViT tokens as its head sees them) or raw. [norm]"),
         click.option("--distill-weight", type=FloatOrAuto(), default=None,
                      help="w in L_task + w * L_distill, or 'auto': w makes the distillation gradient on Z_s --grad-ratio times the task's."),
         click.option("--grad-ratio", type=float, default=None, help="Target |grad aux| / |grad task| on Z_s for 'auto' weights."),
-        click.option("--normalize", type=click.Choice(["none", "layernorm", "batchnorm"]), default=None,
+        click.option("--normalize", type=click.Choice(NORMALIZATIONS), default=None,
                      help="Non-affine normalisation of both sides before the distance."),
         click.option("--projector-lr", type=float, default=None, help="Projector learning rate (0 = the student's)."),
         click.option("--projector-weight-decay", type=float, default=None, help="Projector weight decay (decoupled, AdamW)."),
         click.option("--spectral", type=int, default=None,
                      help="Spectral regulariser: keep the top r singular directions of Z_s, suppress the rest (0 = off; smaller r = stronger)."),
         click.option("--spectral-weight", type=FloatOrAuto(), default=None, help="Weight of the spectral term, or 'auto'."),
-        click.option("--spectral-norm", type=click.Choice(["fro2", "fro", "spectral"]), default=None,
+        click.option("--spectral-norm", type=click.Choice(SPECTRAL_NORMS), default=None,
                      help="fro2: squared Frobenius norm of the suppressed part; fro: non-squared (eq. 6); spectral: sigma_{r+1}."),
-        click.option("--spectral-scope", type=click.Choice(["batch", "image"]), default=None,
+        click.option("--spectral-scope", type=click.Choice(SPECTRAL_SCOPES), default=None,
                      help="One SVD over batch x positions, or one per image."),
     ]
     for o in reversed(opts):
@@ -500,9 +501,9 @@ def _csv(text, cast=str):
               help="Teacher, or a comma list: none, random, random:NAME, NAME (with --teacher-weights), path/to/edgekd.pt.")
 @click.option("--teacher-weights", "teacher_weight_map", multiple=True, metavar="[NAME=]FILE",
               help="Local weights for a named teacher (repeatable); a bare FILE when one named teacher is compared.")
-@click.option("--methods", "--method", "methods", default="fitnet", show_default=True, help="Method, or a comma list of fitnet, at, pkt, ensemble.")
+@click.option("--methods", "--method", "methods", default="fitnet", show_default=True, help=f"Method, or a comma list of {', '.join(list_distances())}.")
 @click.option("--projections", "--projection", "projections", default="inverted,traditional", show_default=True,
-              help="Projection, or a comma list of inverted, traditional.")
+              help=f"Projection, or a comma list of {', '.join(list_projections())}.")
 @click.option("--spectral", "spectral_ranks", default="0", show_default=True,
               help="Spectral regulariser rank r (0 = off), or a comma list of ranks to compare, e.g. 0,2.")
 @click.option("--distill-weight", type=FloatOrAuto(), default=None, help=f"w of the distillation term, or auto (see distill --help) {_pd('distill', 'weight')}.")
@@ -539,11 +540,11 @@ def compare(**kw):
         weights[name.strip()] = f.strip()
     methods, projections = _csv(kw["methods"]), _csv(kw["projections"])
     for m in methods:
-        if m not in ("fitnet", "at", "pkt", "ensemble"):
-            raise EdgekdError(f"unknown method {m!r} in --methods; use fitnet, at, pkt, ensemble")
+        if m not in list_distances():
+            raise EdgekdError(f"unknown method {m!r} in --methods; use {', '.join(list_distances())}")
     for p in projections:
-        if p not in ("inverted", "traditional"):
-            raise EdgekdError(f"unknown projection {p!r} in --projections; use inverted, traditional")
+        if p not in list_projections():
+            raise EdgekdError(f"unknown projection {p!r} in --projections; use {', '.join(list_projections())}")
     try:
         ranks = _csv(kw["spectral_ranks"], int)
     except ValueError:

@@ -20,6 +20,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
     import tomli as tomllib
 
 from .bench.runners.base import list_backends
+from .distill.registry import NORMALIZATIONS, SPECTRAL_NORMS, SPECTRAL_SCOPES, list_distances, list_projections
 from .errors import EdgekdError
 
 RESOURCES = Path(__file__).parent / "resources"
@@ -27,8 +28,8 @@ PROFILE_DIR = RESOURCES / "profiles"
 TARGET_DIR = RESOURCES / "targets"
 
 TASKS = ("depth", "segmentation", "classification", "colourisation", "translation")
-METHODS = ("fitnet", "at", "pkt", "ensemble")
-PROJECTIONS = ("inverted", "traditional")
+METHODS = tuple(list_distances())  # the distance registry (edgekd/distill/registry.py)
+PROJECTIONS = tuple(list_projections())
 PRECISIONS = ("fp32", "fp16", "int8")
 FORMATS = ("onnx", "tensorrt")
 BACKENDS = ("auto", *list_backends(aliases=True))  # the bench runner registry (edgekd/bench/runners/)
@@ -83,14 +84,14 @@ PROFILE_SCHEMA: dict[str, dict[str, tuple]] = {
         "teacher_tap": _choice("norm", "raw"),
         "weight": _float_or_auto(0.0, 1e6),
         "grad_ratio": _float(1e-6, 1e3),
-        "normalize": _choice("none", "layernorm", "batchnorm"),
+        "normalize": _choice(*NORMALIZATIONS),
         "projector_lr": _float(0.0, 10.0),
         "projector_weight_decay": _float(0.0, 10.0),
         "cache_teacher": _choice("auto", "on", "off"),
         "spectral": _int(0, 100000),
         "spectral_weight": _float_or_auto(0.0, 1e6),
-        "spectral_norm": _choice("fro2", "fro", "spectral"),
-        "spectral_scope": _choice("batch", "image"),
+        "spectral_norm": _choice(*SPECTRAL_NORMS),
+        "spectral_scope": _choice(*SPECTRAL_SCOPES),
         "spectral_iters": _int(1, 20),
     },
     "train": {

@@ -1,5 +1,7 @@
 """The distillation term: projector(s) + a distance, for either projection direction.
 
+The distances and projections are named in :mod:`edgekd.distill.registry`.
+
 Returns a dict of losses (mdistiller's manner).  ``Z_t`` is resized bilinearly
 to ``Z_s``'s grid when they differ (DESIGN.md §1).
 """
@@ -11,14 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import EdgekdError
-from .at import at_loss
-from .ensemble import ProjectorEnsemble, ensemble_loss
-from .fitnet import fitnet_loss
-from .pkt import pkt_loss
-from .projector import Projector
-
-DISTANCES = {"fitnet": fitnet_loss, "at": at_loss, "pkt": pkt_loss, "ensemble": ensemble_loss}
-NORMALIZATIONS = ("none", "layernorm", "batchnorm")
+from .registry import NORMALIZATIONS, get_distance, get_projection
 
 
 def normalize_features(z: torch.Tensor, how: str) -> torch.Tensor:
@@ -48,27 +43,18 @@ class Distiller(nn.Module):
         if normalize not in NORMALIZATIONS:
             raise EdgekdError(f"unknown normalisation {normalize!r}; use one of: {', '.join(NORMALIZATIONS)}")
         self.normalize = normalize
-        if method not in DISTANCES:
-            raise EdgekdError(f"unknown method {method!r}; use one of: {', '.join(DISTANCES)}")
-        if projection not in ("inverted", "traditional"):
-            raise EdgekdError(f"unknown projection {projection!r}; use inverted or traditional")
+        distance, self._projection = get_distance(method), get_projection(projection)
         self.method, self.projection = method, projection
-        cin, cout = (teacher_channels, student_channels) if projection == "inverted" else (student_channels, teacher_channels)
-        if method == "ensemble":
-            self.projector = ProjectorEnsemble(cin, cout, n=3, relu=projection == "traditional")
-        else:
-            self.projector = Projector(cin, cout)
-        self.distance = DISTANCES[method]
+        cin, cout = self._projection.channels(student_channels, teacher_channels)
+        self.projector = distance.create_projector(cin, cout, self._projection)
+        self.distance = distance.loss_fn()
         self.register_buffer("P0", self.projector.matrix.detach().clone())
 
     def forward(self, zs: torch.Tensor, zt: torch.Tensor) -> dict:
         if zt.shape[-2:] != zs.shape[-2:]:
             zt = F.interpolate(zt, size=zs.shape[-2:], mode="bilinear", align_corners=False)
         zt = zt.to(zs.dtype)
-        if self.projection == "inverted":
-            s, t = zs, self.projector(zt)
-        else:
-            s, t = self.projector(zs), zt
+        s, t = self._projection.pair(self.projector, zs, zt)
         s, t = normalize_features(s, self.normalize), normalize_features(t, self.normalize)
         return {"distill": self.distance(s, t)}
 

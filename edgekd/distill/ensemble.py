@@ -16,6 +16,11 @@ def ensemble_loss(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (1.0 - F.cosine_similarity(ps, pt, dim=1)).mean()
 
 
+def ensemble_projector(in_channels: int, out_channels: int, projection) -> "ProjectorEnsemble":
+    """The ensemble distance's projector: three of them, with a ReLU when student features are mapped."""
+    return ProjectorEnsemble(in_channels, out_channels, n=3, relu=projection.maps == "student")
+
+
 class ProjectorEnsemble(nn.Module):
     """The mean of ``n`` projectors.  ``relu`` only for the traditional direction: an inverted
     projector targets MobileNetV2's last stage, whose output is linear and can be negative."""

@@ -28,11 +28,7 @@ class Projector(nn.Conv2d):
         return torch.linalg.svdvals(self.matrix.detach().float().cpu())
 
 
-def inverted(teacher_channels: int, student_channels: int) -> Projector:
-    """The inverted projector: maps teacher features to the student's channels."""
-    return Projector(teacher_channels, student_channels)
 
-
-def traditional(teacher_channels: int, student_channels: int) -> Projector:
-    """The traditional projector: maps student features to the teacher's channels."""
-    return Projector(student_channels, teacher_channels)
+def single_projector(in_channels: int, out_channels: int, projection=None) -> Projector:
+    """The projector of most distances: one :class:`Projector`, whichever the direction."""
+    return Projector(in_channels, out_channels)

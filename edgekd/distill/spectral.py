@@ -30,6 +30,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .registry import SPECTRAL_NORMS, SPECTRAL_SCOPES
+
 
 def _as_matrix(z: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B*H*W, C) in fp32; (N, C) passes through."""
@@ -47,8 +49,6 @@ def _tail_energy(Z: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
     return (Z.pow(2).sum() - ZV.pow(2).sum()).clamp_min(0) / Z.shape[0]
 
 
-SPECTRAL_NORMS = ("fro2", "fro", "spectral")
-SPECTRAL_SCOPES = ("batch", "image")
 _EPS = 1e-12  # keeps the square root differentiable at an exactly zero tail
 
 

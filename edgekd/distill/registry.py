@@ -1,0 +1,130 @@
+"""The registries of distances and projections: one place that says what ``--method`` and ``--projection`` accept.
+
+Torch-free on purpose: the CLI's ``--help`` and the configuration check list these names, and
+``edgekd bench`` runs where torch is absent.  So each distance is registered by name with its loss
+and its projector as ``"module:function"`` paths, imported only when a :class:`Distiller` is built.
+Adding a distance is one new file (the loss, and a projector if it needs its own) plus one
+``register_distance`` line at the end of this module; the tests over the registry then cover it.
+
+The small fixed choices of the distillation term (feature normalisations, the spectral norms and
+scopes) live here too, for the same reason; ``distiller.py`` and ``spectral.py`` use these tuples.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable, Union
+
+from ..errors import EdgekdError
+
+NORMALIZATIONS = ("none", "layernorm", "batchnorm")  # see distiller.normalize_features
+SPECTRAL_NORMS = ("fro2", "fro", "spectral")  # see spectral.py's module docstring
+SPECTRAL_SCOPES = ("batch", "image")
+
+Target = Union[str, Callable]  # a callable, or "package.module:function" imported on first use
+
+
+def _resolve(target: Target) -> Callable:
+    if callable(target):
+        return target
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class Distance:
+    """A distance ``d(s, t)`` between two feature maps, and the projector it is trained with.
+
+    ``loss(s, t) -> scalar tensor``; ``projector(in_channels, out_channels, projection) -> nn.Module``
+    where ``projection`` is the :class:`Projection` in use (a projector may depend on the direction).
+    """
+
+    name: str
+    summary: str
+    loss: Target
+    projector: Target = "edgekd.distill.projector:single_projector"
+
+    def loss_fn(self) -> Callable:
+        return _resolve(self.loss)
+
+    def create_projector(self, in_channels: int, out_channels: int, projection: "Projection"):
+        return _resolve(self.projector)(in_channels, out_channels, projection)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Which side the projector maps: ``"teacher"`` (to the student's channels) or ``"student"`` (to the teacher's)."""
+
+    name: str
+    summary: str
+    maps: str
+
+    def channels(self, student_channels: int, teacher_channels: int) -> tuple[int, int]:
+        """The projector's (in, out) channels."""
+        if self.maps == "teacher":
+            return teacher_channels, student_channels
+        return student_channels, teacher_channels
+
+    def pair(self, projector, zs, zt):
+        """The two maps the distance compares: ``(Z_s, P(Z_t))`` or ``(P(Z_s), Z_t)``."""
+        return (zs, projector(zt)) if self.maps == "teacher" else (projector(zs), zt)
+
+
+_DISTANCES: dict[str, Distance] = {}
+_PROJECTIONS: dict[str, Projection] = {}
+
+
+def register_distance(name: str, summary: str, loss: Target, projector: Target | None = None) -> Distance:
+    """Add (or replace) a distance; ``projector`` defaults to one :class:`~edgekd.distill.projector.Projector`."""
+    distance = Distance(name, summary, loss) if projector is None else Distance(name, summary, loss, projector)
+    _DISTANCES[name] = distance
+    return distance
+
+
+def list_distances() -> list[str]:
+    return list(_DISTANCES)
+
+
+def get_distance(name: str, what: str = "method") -> Distance:
+    if name not in _DISTANCES:
+        raise EdgekdError(f"unknown {what} {name!r}; use one of: {', '.join(_DISTANCES)}")
+    return _DISTANCES[name]
+
+
+def create_distance(name: str) -> Callable:
+    """The loss function ``d(s, t)`` of distance ``name``."""
+    return get_distance(name).loss_fn()
+
+
+def register_projection(name: str, summary: str, maps: str) -> Projection:
+    if maps not in ("teacher", "student"):
+        raise ValueError(f"a projection maps 'teacher' or 'student' features, not {maps!r}")
+    projection = Projection(name, summary, maps)
+    _PROJECTIONS[name] = projection
+    return projection
+
+
+def list_projections() -> list[str]:
+    return list(_PROJECTIONS)
+
+
+def get_projection(name: str) -> Projection:
+    if name not in _PROJECTIONS:
+        raise EdgekdError(f"unknown projection {name!r}; use {' or '.join(_PROJECTIONS)}")
+    return _PROJECTIONS[name]
+
+
+def distances_help() -> str:
+    """``fitnet: ...; at: ...``: one line per distance for ``--help``."""
+    return "; ".join(f"{d.name}: {d.summary}" for d in _DISTANCES.values())
+
+
+register_distance("fitnet", "mean squared error between the maps (FitNets)", "edgekd.distill.fitnet:fitnet_loss")
+register_distance("at", "attention maps, mean over channels of x^2 (Zagoruyko & Komodakis)", "edgekd.distill.at:at_loss")
+register_distance("pkt", "probability distributions of the batch's pooled features (PKT)", "edgekd.distill.pkt:pkt_loss")
+register_distance("ensemble", "1 - cos of pooled features, three projectors averaged (Chen et al.)",
+                  "edgekd.distill.ensemble:ensemble_loss", projector="edgekd.distill.ensemble:ensemble_projector")
+
+register_projection("inverted", "teacher features to the student's channels: d(Z_s, P(Z_t))", maps="teacher")
+register_projection("traditional", "student features to the teacher's channels: d(P(Z_s), Z_t)", maps="student")
