@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgekd.data.synthetic import render_scene
+from edgekd.data.scene_render import render_scene
 from edgekd.models.hed import hed_model
 from edgekd.models.teacher_input import TeacherInput, parse_norm
 from edgekd.data.transforms import normalise

@@ -137,9 +137,9 @@ def _pd(section: str, key: str, fmt=str) -> str:
 
 
 def _formats() -> str:
-    from .data.formats import FORMATS
+    from .data.formats import list_data_formats
 
-    return ", ".join(FORMATS)
+    return ", ".join(list_data_formats())
 
 
 def training_options(fn):
@@ -778,7 +778,7 @@ def data_synth(out, n, val_n, image_size, seed, overwrite):
     """Render the procedural indoor scenes into OUT (images, depth PNG in mm, label PNGs, image labels)."""
     from tqdm.auto import tqdm
 
-    from .data.scenes import check_synth_target, write_scenes
+    from .data.formats.edgekd_scenes import check_synth_target, write_scenes
 
     if n < 1:
         raise EdgekdError("--n must be at least 1")

@@ -56,7 +56,7 @@ def test_nyu_splits_mat(nyu_mat):
 
 
 def test_eigen_crop_follows_the_training_resolution():
-    from edgekd.data.folders import EIGEN_CROP
+    from edgekd.data.formats.nyu_mat import EIGEN_CROP
     from edgekd.train.loop import task_args_for
 
     class Src:
@@ -66,14 +66,20 @@ def test_eigen_crop_follows_the_training_resolution():
     assert task_args_for(cfg, Src())["eval_crop"] == [22, 236, 20, 300]
 
 
-def test_depth_list_csv(tmp_path):
+def depth_list_tree(root):
+    root.mkdir(parents=True, exist_ok=True)
     for split, n in (("train", 3), ("test", 2)):
         rows = ["rgb,depth"]
         for i in range(n):
-            Image.fromarray(rgb(8, 10, i)).save(tmp_path / f"{split}{i}.jpg")
-            Image.fromarray(np.full((8, 10), 2500 + i, np.uint16)).save(tmp_path / f"{split}{i}_d.png")
+            Image.fromarray(rgb(8, 10, i)).save(root / f"{split}{i}.jpg")
+            Image.fromarray(np.full((8, 10), 2500 + i, np.uint16)).save(root / f"{split}{i}_d.png")
             rows.append(f"{split}{i}.jpg,{split}{i}_d.png")
-        (tmp_path / f"{split}.csv").write_text("\n".join(rows) + "\n")
+        (root / f"{split}.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_depth_list_csv(tmp_path):
+    depth_list_tree(tmp_path)
     assert detect_format(tmp_path, "depth") == "depth-list"
     tr, te = open_dataset(str(tmp_path), "train", (8, 10), task="depth"), open_dataset(str(tmp_path), "val", (8, 10), task="depth")
     assert len(tr) == 3 and len(te) == 2
@@ -105,15 +111,20 @@ def test_voc_palette_masks(tmp_path):
     assert s["labels"][0, 0] == 255 and s["labels"][5, 5] == 5 and s["image"].shape == (20, 24, 3)
 
 
-def test_label_maps_coco_stuff_style(tmp_path):
+def label_maps_tree(root):
     for split in ("train2017", "val2017"):
-        (tmp_path / "images" / split).mkdir(parents=True)
-        (tmp_path / "annotations" / split).mkdir(parents=True)
+        (root / "images" / split).mkdir(parents=True)
+        (root / "annotations" / split).mkdir(parents=True)
         for i in range(3):
-            Image.fromarray(rgb(10, 10, i)).save(tmp_path / "images" / split / f"{i:012d}.jpg")
+            Image.fromarray(rgb(10, 10, i)).save(root / "images" / split / f"{i:012d}.jpg")
             lab = np.full((10, 10), 181 if i == 2 else i, np.uint8)
             lab[0] = 255
-            Image.fromarray(lab).save(tmp_path / "annotations" / split / f"{i:012d}.png")
+            Image.fromarray(lab).save(root / "annotations" / split / f"{i:012d}.png")
+    return root
+
+
+def test_label_maps_coco_stuff_style(tmp_path):
+    label_maps_tree(tmp_path)
     ds = open_dataset(str(tmp_path), "train", (10, 10), task="segmentation")
     assert ds.format == "label-maps" and len(ds.classes) == 182 and ds[2]["labels"][5, 5] == 181
 

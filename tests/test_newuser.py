@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import TINY, run_cli, tiny
-from edgekd.data.formats import FORMATS
+from edgekd.data.formats import list_data_formats
 
 
 def read_jsonl(p):
@@ -51,7 +51,7 @@ def test_help_shows_defaults_formats_and_the_workflow():
     top = run_cli(["--help"]).output
     assert "edgekd export runs/quick" in top and "edgekd bench runs/quick/model.onnx" in top and "--print-config" in top
     h = " ".join(run_cli(["distill", "--help"]).output.split())
-    for fmt in FORMATS:
+    for fmt in list_data_formats():
         assert fmt in h
     assert "[the profile's: 25]" in h and "jetson 256x320, mobile 192x256, server 480x640" in h and "[default: jetson]" in h
     b = " ".join(run_cli(["bench", "--help"]).output.split())

@@ -3,9 +3,16 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
+from test_data_formats import (
+    depth_list_tree, image_folder, imagefolder_tree, label_maps_tree, nyu_mat_cli, pix2pix_tree, voc_tree,
+)
 
+from edgekd.data import formats, open_dataset
+from edgekd.data.formats import detect_format, get_data_format, list_data_formats, register_data_format
+from edgekd.data.formats.edgekd_scenes import write_scenes
 from edgekd.distill import Distiller
 from edgekd.distill.registry import get_distance, get_projection, list_distances, list_projections
 from edgekd.errors import EdgekdError
@@ -36,6 +43,56 @@ def test_unknown_distance_and_projection_name_the_valid_ones():
 
 
 def test_listing_names_imports_no_torch():
-    code = ("import sys, edgekd.cli, edgekd.config, edgekd.distill.registry; "
+    code = ("import sys, edgekd.cli, edgekd.config, edgekd.distill.registry, edgekd.data.formats; "
+            "from edgekd.data.formats import list_data_formats; list_data_formats(); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def scenes_tree(root):
+    write_scenes(root / "scenes", 2, (16, 24), val_n=1)
+    return root / "scenes"
+
+
+# A tiny dataset of every registered format: (a task it serves, a function writing it under a folder -> its path).
+DATASET_WRITERS = {
+    "edgekd-scenes": ("depth", scenes_tree),
+    "nyu-mat": ("depth", nyu_mat_cli),
+    "depth-list": ("depth", lambda d: depth_list_tree(d / "list")),
+    "voc": ("segmentation", voc_tree),
+    "label-maps": ("segmentation", label_maps_tree),
+    "pix2pix": ("translation", lambda d: pix2pix_tree(d / "maps")),
+    "image-folder": ("colourisation", lambda d: image_folder(d / "photos", n=4)),
+    "imagefolder": ("classification", lambda d: imagefolder_tree(d / "cls")),
+}
+
+
+def test_every_data_format_has_a_tiny_dataset_here():
+    assert sorted(DATASET_WRITERS) == sorted(list_data_formats())
+
+
+@pytest.mark.parametrize("name", list_data_formats())
+def test_every_data_format_is_detected_and_round_trips(tmp_path, name):
+    task, write = DATASET_WRITERS[name]
+    assert task in get_data_format(name).tasks
+    path = write(tmp_path)
+    assert detect_format(path, task) == name
+    for split in ("train", "val"):
+        for data_format in ("auto", name):
+            ds = open_dataset(str(path), split, (16, 16), data_format=data_format, task=task)
+            s = ds[len(ds) - 1]
+            assert ds.format == name and len(ds) >= 1
+            assert s["image"].dtype == np.uint8 and s["image"].ndim == 3 and s["image"].shape[2] == 3
+
+
+def test_an_alias_opens_its_format_and_is_not_listed(tmp_path, monkeypatch):
+    monkeypatch.setattr(formats, "_FORMATS", dict(formats._FORMATS))
+    register_data_format("photos", "test", ("colourisation",), lambda p: False,
+                         "edgekd.data.formats.plain_images:ImageFolderPlain", aliases=("pictures",))
+    ds = open_dataset(str(image_folder(tmp_path / "p", n=4)), "train", (8, 8), data_format="pictures")
+    assert len(ds) >= 1 and "pictures" not in list_data_formats() and "photos" in list_data_formats()
+
+
+def test_unknown_data_format_names_the_valid_ones(tmp_path):
+    with pytest.raises(EdgekdError, match=r"unknown --data-format 'tfrecord'; use one of: edgekd-scenes, .*imagefolder$"):
+        open_dataset(str(image_folder(tmp_path / "p", n=4)), "train", (8, 8), data_format="tfrecord")

@@ -3,7 +3,7 @@
 import numpy as np
 
 from edgekd.data import open_dataset
-from edgekd.data.synthetic import CLASSES, render_scene
+from edgekd.data.scene_render import CLASSES, render_scene
 
 
 def test_deterministic_per_seed_split_index():

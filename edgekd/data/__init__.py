@@ -18,7 +18,7 @@ def open_dataset(data: str, split: str, image_size, n: int | None = None, seed: 
     if data == "synthetic":
         if n is None:
             n = 654 if split == "val" else 795
-        from .scenes import SyntheticScenes
+        from .rendered_scenes import SyntheticScenes
 
         return SyntheticScenes(split, n, image_size, seed=seed)
     path = Path(data).expanduser()

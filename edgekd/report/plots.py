@@ -160,7 +160,7 @@ def plot_predictions(run_dir: Path, n: int = 4, info: dict | None = None) -> Pat
             axes[1, i].imshow(s["depth"], cmap="plasma_r", vmin=0, vmax=vmax)
             im = axes[2, i].imshow(pred[i, 0], cmap="plasma_r", vmin=0, vmax=vmax)
         elif task.name == "segmentation":
-            from ..data.synthetic import PALETTE
+            from ..data.scene_render import PALETTE
 
             pal = np.resize(PALETTE, (256, 3)).astype(np.uint8)
             axes[1, i].imshow(pal[s["labels"]])

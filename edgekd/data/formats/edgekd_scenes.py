@@ -1,4 +1,8 @@
-"""Datasets of synthetic scenes: rendered on the fly, or read back from ``edgekd data synth`` output."""
+"""``edgekd-scenes``: the procedural scenes as files, written by ``edgekd data synth`` and read back.
+
+``DIR/edgekd-data.json`` (classes, seed, counts) and ``DIR/<split>/{images,depth,labels}/NNNNN.png``
+with ``DIR/<split>/image_labels.csv``; depth in millimetres (uint16 PNG).
+"""
 
 from __future__ import annotations
 
@@ -9,62 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EdgekdError
-from .synthetic import CLASSES, OBJECT_CLASSES, PALETTE, render_scene
+from ...errors import EdgekdError
+from ..scene_render import CLASSES, OBJECT_CLASSES, PALETTE, render_scene
 
 SCENES_FORMAT = "edgekd-scenes"
 META_FILE = "edgekd-data.json"
 
 
-class SyntheticScenes:
-    """``n`` scenes of ``split`` rendered at ``image_size``; scene ``i`` is a pure function of (seed, split, i).
-
-    The same ``n`` scenes are seen every epoch: a finite training set, like a
-    real dataset (the paper's regularisation effects only show there).
-    """
-
-    format = "synthetic"
-
-    def __init__(self, split: str, n: int, image_size, seed: int = 0, cache: bool = True):
-        self.split, self.n, self.seed = split, int(n), int(seed)
-        self.height, self.width = int(image_size[0]), int(image_size[1])
-        self.classes = list(CLASSES)
-        self.object_classes = list(OBJECT_CLASSES)
-        self._cache = {} if cache else None
-
-    def __len__(self):
-        return self.n
-
-    def prerender(self, workers: int = 0) -> None:
-        """Render every scene once into the cache, in ``workers`` processes.
-
-        Done before the data loader starts, so its forked workers share the
-        cache and training never waits for the ray caster.
-        """
-        if self._cache is None:
-            return
-        todo = [i for i in range(self.n) if i not in self._cache]
-        if not todo:
-            return
-        args = [(self.height, self.width, self.seed, self.split, i) for i in todo]
-        if workers > 1 and len(todo) > 8:
-            import multiprocessing as mp
-
-            with mp.get_context("fork").Pool(workers) as pool:
-                scenes = pool.starmap(render_scene, args, chunksize=max(1, len(todo) // (4 * workers)))
-        else:
-            scenes = [render_scene(*a) for a in args]
-        self._cache.update(zip(todo, scenes))
-
-    def __getitem__(self, i: int) -> dict:
-        if i < 0 or i >= self.n:
-            raise IndexError(i)
-        if self._cache is not None and i in self._cache:
-            return self._cache[i]
-        s = render_scene(self.height, self.width, self.seed, self.split, i)
-        if self._cache is not None:
-            self._cache[i] = s
-        return s
+def detect(path: Path) -> bool:
+    return (path / META_FILE).exists()
 
 
 class SceneFolder:
@@ -147,7 +104,7 @@ def write_scenes(out, n: int, image_size, seed: int = 0, val_n: int | None = Non
 
 def check_synth_target(out, overwrite: bool) -> Path:
     """Refuse an ``--out`` that cannot take the scenes: not creatable, or holding files (without ``overwrite``)."""
-    from ..fileio import check_out_dir
+    from ...fileio import check_out_dir
 
     out = check_out_dir(out)
     if not out.is_dir() or not any(out.iterdir()):
