@@ -4,4 +4,4 @@ The package imports nothing heavy at top level: ``edgekd bench`` must run on a
 device that has only numpy and onnxruntime (DESIGN.md §5).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version source: pyproject.toml reads it (tool.setuptools.dynamic)

@@ -17,7 +17,7 @@ import click
 
 from . import __version__
 from .bench.runners.base import list_backends
-from .distill.registry import NORMALIZATIONS, SPECTRAL_NORMS, SPECTRAL_SCOPES, distances_help, list_distances, list_projections
+from .distill.registry import list_distances, list_projections
 from .errors import EdgekdError
 
 
@@ -40,7 +40,8 @@ def _user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except EdgekdError as e:
-            click.echo(f"error: {e}", err=True)
+            for line in str(e).splitlines() or [""]:  # a profile with several mistakes: one line each
+                click.echo(f"error: {line}", err=True)
             sys.exit(e.exit_code)
         except ModuleNotFoundError as e:
             root = (e.name or "").split(".")[0]
@@ -118,7 +119,7 @@ class FloatOrAuto(click.ParamType):
 _SHIPPED = None
 
 
-def _pd(section: str, key: str, fmt=str) -> str:
+def _pd(section: str, key: str) -> str:
     """``[jetson 16, mobile 16, server 32]``: a key's default in each shipped profile, for the help text."""
     global _SHIPPED
     if _SHIPPED is None:
@@ -128,6 +129,7 @@ def _pd(section: str, key: str, fmt=str) -> str:
             _SHIPPED = {name: load_profile(name) for name in list_profiles()}
         except EdgekdError:  # a broken install still gets its help
             _SHIPPED = {}
+    fmt = lambda v: "x".join(map(str, v)) if isinstance(v, list) else str(v)  # noqa: E731  (image size: 256x320)
     vals = {name: fmt(c[section][key]) for name, c in _SHIPPED.items()}
     if not vals:
         return "[the profile's]"
@@ -142,37 +144,55 @@ def _formats() -> str:
     return ", ".join(list_data_formats())
 
 
+class _LazyHelpOption(click.Option):
+    """An option whose help is composed only when help is shown: the shipped profiles' values and a registry's
+    names (the tasks import numpy) are read then, which keeps ``import edgekd.cli`` fast."""
+
+    def __init__(self, *args, help_fn=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._help_fn = help_fn
+
+    def get_help_record(self, ctx):
+        if self._help_fn is not None:
+            self.help, self._help_fn = self._help_fn(), None
+        return super().get_help_record(ctx)
+
+
+def _key_help(section: str, key: str) -> str:
+    """The schema's help of a key, with the shipped profiles' values where it says ``{default}``."""
+    from .config import key_help
+
+    text = key_help(section, key, "{default}")
+    return text.replace("{default}", _pd(section, key)) if "{default}" in text else text
+
+
+def _key_option(section: str, key: str):
+    """The option that sets ``section.key``: its flag, type and help come from the schema (edgekd/config.py)."""
+    from .config import key_choices, option_keys, section_keys
+
+    flag, dest = next((f, d) for s, k, f, d in option_keys() if (s, k) == (section, key))
+    meta = section_keys(section)[key].metadata
+    kind, kw = meta["kind"], {"metavar": meta["metavar"]}
+    if kind in ("int", "float", "intlist"):
+        kw["type"] = float if kind == "float" else int
+    if kind == "intlist":
+        kw["nargs"] = meta["lo"]
+    if kind == "float_auto":
+        kw["type"] = FloatOrAuto()
+    if kind == "choice" and meta["cli_choice"]:
+        kw["type"] = click.Choice(list(key_choices(section, key)))
+    return click.option(flag, dest, default=None, cls=_LazyHelpOption, help_fn=lambda: _key_help(section, key), **kw)
+
+
 def training_options(fn):
     """Options shared by ``distill`` and ``compare`` (each overrides the profile's key)."""
-    size = lambda v: "x".join(map(str, v))  # noqa: E731
+    keys = [("model", "task"), ("model", "student"), ("model", "student_weights"), ("model", "student_tap"), ("data", "data"),
+            ("data", "data_format"), ("data", "direction"), ("train", "epochs"), ("train", "batch_size"), ("train", "lr"),
+            ("train", "warmup_steps"), ("data", "image_size"), ("train", "train_size"), ("train", "val_size"),
+            ("train", "max_steps"), ("train", "workers"), ("train", "seed"), ("train", "device"), ("model", "compile")]
     opts = [
         click.option("--profile", default="jetson", show_default=True, help="Profile name (jetson, mobile, server) or a path to a TOML file."),
-        click.option("--task", default=None, help=f"depth | segmentation | classification | colourisation | translation {_pd('model', 'task')}"),
-        click.option("--student", default=None, help=f"Student encoder: mobilenetv2_100, efficientnet_b0 or any timm CNN name {_pd('model', 'student')}."),
-        click.option("--student-weights", default=None,
-                     help="Initialise the encoder: 'imagenet' (from an installed weights package, see README), a local .pth/.pt/"
-                          f".safetensors file (torchvision, timm or efficientnet_pytorch names), or 'none' (random) {_pd('model', 'student_weights')}."),
-        click.option("--student-tap", type=click.Choice(["stage", "head"]), default=None,
-                     help="Z_s: the encoder's last stage (MobileNetV2: 320 ch) or the head conv after it (1280 ch, kept in the model) [stage]."),
-        click.option("--data", default=None, help=f"'synthetic' (embedded procedural scenes) or a dataset path {_pd('data', 'data')}."),
-        click.option("--data-format", default=None,
-                     help=f"Dataset format when it cannot be detected from the path (edgekd data inspect shows it): auto, {_formats()} [auto]."),
-        click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None, help="pix2pix A|B images: which half is the input [AtoB]."),
-        click.option("--epochs", type=int, default=None, help=f"Passes over the training set {_pd('train', 'epochs')}."),
-        click.option("--batch-size", type=int, default=None, help=f"Images per optimiser step (per process) {_pd('train', 'batch_size')}."),
-        click.option("--lr", type=float, default=None, help=f"Peak learning rate (AdamW, warm-up then cosine) {_pd('train', 'lr')}."),
-        click.option("--warmup-steps", type=int, default=None,
-                     help="Linear warm-up steps, used as given [the profile's (50), capped at 10% of the run's steps]."),
-        click.option("--image-size", type=int, nargs=2, default=None, metavar="H W",
-                     help=f"Input size; divisible by the encoder stride (32) {_pd('data', 'image_size', size)}."),
-        click.option("--train-size", type=int, default=None, help=f"Number of training samples to use {_pd('train', 'train_size')}."),
-        click.option("--val-size", type=int, default=None, help=f"Number of validation samples to use {_pd('train', 'val_size')}."),
-        click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps (0 = no limit) [0]."),
-        click.option("--workers", type=int, default=None, help=f"Data-loading worker processes {_pd('train', 'workers')}."),
-        click.option("--seed", type=int, default=None, help="Seed of the initialisation and data order [0]."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[auto: cuda when there is a GPU]"),
-        click.option("--compile", "compile_mode", type=click.Choice(["off", "graph", "inductor", "reduce-overhead", "max-autotune"]), default=None,
-                     help="Faster steps: 'graph' captures the whole step as a CUDA graph; others are torch.compile modes [off]."),
+        *(_key_option(*k) for k in keys),
         click.option("--threads", type=int, default=None,
                      help="CPU threads for torch [half this machine's cores, at most 8; OMP_NUM_THREADS if set]."),
         click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override any profile key (repeatable)."),
@@ -182,40 +202,11 @@ def training_options(fn):
     return fn
 
 
-def _teacher_help() -> str:
-    from .models.teacher_kinds import teacher_kinds_help  # torch-free
-
-    return teacher_kinds_help()
-
-
 def distill_options(fn):
-    opts = [
-        click.option("--teacher", default=None, help=_teacher_help()),
-        click.option("--teacher-weights", default=None, type=click.Path(),
-                     help="Local weights file for a named timm teacher (FILE or NAME=FILE), or 'imagenet' for the file a pip package ships (nothing is downloaded)."),
-        click.option("--teacher-layer", default=None, help="ONNX teacher: node output to distil from (edgekd teacher inspect lists them); HED: conv1..conv5."),
-        click.option("--teacher-norm", default=None, help="Input normalisation the teacher expects: imagenet | zero-one | caffe | MEAN,STD (':bgr' for BGR) [teacher's own]."),
-        click.option("--method", type=click.Choice(list_distances()), default=None, help=f"{distances_help()} {_pd('distill', 'method')}"),
-        click.option("--projection", type=click.Choice(list_projections()), default=None, help=f"{_pd('distill', 'projection')}"),
-        click.option("--teacher-tap", type=click.Choice(["norm", "raw"]), default=None,
-                     help="Teacher features after the model's final norm (ViT tokens as its head sees them) or raw. [norm]"),
-        click.option("--distill-weight", type=FloatOrAuto(), default=None,
-                     help="w in L_task + w * L_distill, or 'auto': w makes the distillation gradient on Z_s --grad-ratio times the task's."),
-        click.option("--grad-ratio", type=float, default=None, help="Target |grad aux| / |grad task| on Z_s for 'auto' weights."),
-        click.option("--normalize", type=click.Choice(NORMALIZATIONS), default=None,
-                     help="Non-affine normalisation of both sides before the distance."),
-        click.option("--projector-lr", type=float, default=None, help="Projector learning rate (0 = the student's)."),
-        click.option("--projector-weight-decay", type=float, default=None, help="Projector weight decay (decoupled, AdamW)."),
-        click.option("--spectral", type=int, default=None,
-                     help="Spectral regulariser: keep the top r singular directions of Z_s, suppress the rest (0 = off; smaller r = stronger)."),
-        click.option("--spectral-weight", type=FloatOrAuto(), default=None, help="Weight of the spectral term, or 'auto'."),
-        click.option("--spectral-norm", type=click.Choice(SPECTRAL_NORMS), default=None,
-                     help="fro2: squared Frobenius norm of the suppressed part; fro: non-squared (eq. 6); spectral: sigma_{r+1}."),
-        click.option("--spectral-scope", type=click.Choice(SPECTRAL_SCOPES), default=None,
-                     help="One SVD over batch x positions, or one per image."),
-    ]
-    for o in reversed(opts):
-        fn = o(fn)
+    keys = ["teacher", "teacher_weights", "teacher_layer", "teacher_norm", "method", "projection", "teacher_tap", "weight", "grad_ratio",
+            "normalize", "projector_lr", "projector_weight_decay", "spectral", "spectral_weight", "spectral_norm", "spectral_scope"]
+    for k in reversed(keys):
+        fn = _key_option("distill", k)(fn)
     return fn
 
 
@@ -233,26 +224,11 @@ def _weights_file(teacher: str | None, value: str | None) -> str | None:
 
 def resolve_config(kw: dict, base: dict | None = None) -> dict:
     """Profile (or ``base``, a saved config) + ``--set`` + options -> the resolved config (validated)."""
-    from .config import apply_overrides, load_profile
+    from .config import apply_overrides, load_profile, option_overrides
 
-    size = kw.get("image_size")
-    overrides = {
-        "model": {"task": kw.get("task"), "student": kw.get("student"), "compile": kw.get("compile_mode"),
-                  "student_weights": kw.get("student_weights"), "student_tap": kw.get("student_tap")},
-        "data": {"data": kw.get("data"), "data_format": kw.get("data_format"), "image_size": list(size) if size else None,
-                 "direction": kw.get("direction")},
-        "distill": {"teacher": kw.get("teacher"), "teacher_weights": _weights_file(kw.get("teacher"), kw.get("teacher_weights")), "method": kw.get("method"),
-                    "projection": kw.get("projection"), "weight": kw.get("distill_weight"), "spectral": kw.get("spectral"),
-                    "teacher_layer": kw.get("teacher_layer"), "teacher_norm": kw.get("teacher_norm"),
-                    "teacher_tap": kw.get("teacher_tap"), "grad_ratio": kw.get("grad_ratio"), "normalize": kw.get("normalize"),
-                    "projector_lr": kw.get("projector_lr"), "projector_weight_decay": kw.get("projector_weight_decay"),
-                    "spectral_weight": kw.get("spectral_weight"), "spectral_norm": kw.get("spectral_norm"),
-                    "spectral_scope": kw.get("spectral_scope")},
-        "train": {"epochs": kw.get("epochs"), "batch_size": kw.get("batch_size"), "lr": kw.get("lr"), "train_size": kw.get("train_size"),
-                  "warmup_steps": kw.get("warmup_steps"), "warmup_fraction": None if kw.get("warmup_steps") is None else 1.0,
-                  "val_size": kw.get("val_size"), "max_steps": kw.get("max_steps"), "workers": kw.get("workers"), "seed": kw.get("seed"),
-                  "device": kw.get("device"), "save_every_min": kw.get("save_every_min")},
-    }
+    overrides = option_overrides(kw)  # every option that names a key (the schema's mapping)
+    overrides["distill"]["teacher_weights"] = _weights_file(kw.get("teacher"), kw.get("teacher_weights"))
+    overrides["train"]["warmup_fraction"] = None if kw.get("warmup_steps") is None else 1.0  # --warmup-steps N: used as given
     if base is not None:
         cfg = apply_overrides(base, overrides, tuple(kw.get("sets") or ()))
     else:
@@ -267,8 +243,7 @@ def resolve_config(kw: dict, base: dict | None = None) -> dict:
 @click.option("--out", default=None, type=click.Path(), help="Run directory [runs/<task>-<profile>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (same data order).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
-@click.option("--save-every-min", type=float, default=None,
-              help=f"Also checkpoint last.pt every N minutes (0 = every step) {_pd('train', 'save_every_min')}.")
+@_key_option("train", "save_every_min")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--print-config", "--dry-run", "print_config", is_flag=True,
               help="Print the resolved recipe (JSON, as saved in config.json) and exit; nothing is created.")
@@ -350,12 +325,6 @@ def _set_threads(n: int | None) -> None:
     torch.set_num_threads(n)
 
 
-# Options that name a key directly; any other changed key is repeated as --set SECTION.KEY=VALUE.
-_NAMED = {("model", "task"): "--task", ("model", "student"): "--student", ("model", "compile"): "--compile",
-          ("data", "data"): "--data", ("data", "data_format"): "--data-format", ("data", "direction"): "--direction",
-          ("distill", "teacher"): "--teacher", ("distill", "teacher_weights"): "--teacher-weights", ("distill", "method"): "--method",
-          ("distill", "projection"): "--projection", ("distill", "weight"): "--distill-weight", ("distill", "spectral"): "--spectral",
-          ("train", "lr"): "--lr", ("train", "seed"): "--seed"}
 # What a CPU run shrinks: the full recipe goes back to the profile's values.
 _SHRUNK = {("data", "image_size"), *(("train", k) for k in ("epochs", "batch_size", "train_size", "val_size", "max_steps", "workers",
                                                               "device", "warmup_steps", "warmup_fraction", "save_every_min"))}
@@ -368,18 +337,19 @@ def full_recipe_command(cfg: dict) -> str:
     import shlex
     from pathlib import Path
 
-    from .config import PROFILE_DIR, load_profile
+    from .config import PROFILE_DIR, load_profile, option_keys
 
     src = Path(cfg["profile"]["source"])
     shipped = src.parent.resolve() == PROFILE_DIR.resolve()
     prof = cfg["profile"]["name"] if shipped else str(src)
     base = load_profile(prof)
     args = ["edgekd", "distill", "--profile", prof, "--task", cfg["model"]["task"]]
+    named = {(section, k): flag for section, k, flag, _ in option_keys()}  # any other changed key: --set SECTION.KEY=VALUE
     for section in ("model", "data", "distill", "train"):
         for k, v in cfg[section].items():
             if (section, k) in _SHRUNK or (section, k) == ("model", "task") or v == base[section].get(k):
                 continue
-            opt = _NAMED.get((section, k))
+            opt = named.get((section, k))
             args += [opt, str(v)] if opt else ["--set", f"{section}.{k}={json.dumps(v)}"]
     return shlex.join(args)
 

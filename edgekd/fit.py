@@ -393,24 +393,13 @@ def plot_front(result: dict, path: Path) -> Path:
     return path
 
 
-def _toml(v) -> str:
-    import json
-
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    return json.dumps(str(v))  # a TOML basic string
-
-
 def write_profile_toml(cfg: dict, row: dict, path, target_ref: str | None = None) -> Path:
     """The base profile with the chosen student, input size and export precision; ``edgekd distill --profile`` takes it."""
     try:
         import tomllib
     except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
         import tomli as tomllib
+    from .config import dump_toml
     from .fileio import atomic_write_text
 
     src = Path(cfg["profile"]["source"])
@@ -425,9 +414,4 @@ def write_profile_toml(cfg: dict, row: dict, path, target_ref: str | None = None
     raw.setdefault("model", {})["student"] = row["student"]
     raw.setdefault("data", {})["image_size"] = list(row["size"])
     raw.setdefault("export", {})["precision"] = row["precision"]
-    lines = [f"# Written by edgekd fit from {src.name}: {row['candidate']}"]
-    lines += [f"{k} = {_toml(v)}" for k, v in raw.items() if not isinstance(v, dict)]
-    for section, values in raw.items():
-        if isinstance(values, dict):
-            lines += ["", f"[{section}]"] + [f"{k} = {_toml(v)}" for k, v in values.items()]
-    return atomic_write_text(path, "\n".join(lines) + "\n")
+    return atomic_write_text(path, dump_toml(raw, f"# Written by edgekd fit from {src.name}: {row['candidate']}"))
