@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from edgekd.tasks import create_task
-from edgekd.tasks.colour import lab_to_rgb, rgb_to_lab
-from edgekd.tasks.metrics import ClassificationMetrics, DepthMetrics, SegmentationMetrics, depth_errors, psnr, ssim
+from edgekd.tasks.classification import ClassificationMetrics
+from edgekd.tasks.colour_space import lab_to_rgb, rgb_to_lab
+from edgekd.tasks.depth import DepthMetrics, depth_errors
+from edgekd.tasks.image_metrics import psnr, ssim
+from edgekd.tasks.segmentation import SegmentationMetrics
 
 
 def test_depth_metrics_with_range_mask_and_crop():

@@ -94,7 +94,7 @@ def build_metadata(task, cfg: dict, ckpt: dict, precision: str) -> dict:
         "layout": "NCHW",
         "normalisation": json.dumps({"mean": MEAN, "std": STD, "scale": 1 / 255}),
         "output": meta.get("output", ""),
-        "output_range": json.dumps([meta.get("min_depth"), meta.get("max_depth")]) if task.name == "depth" else "",
+        "output_range": json.dumps(meta["output_range"]) if meta.get("output_range") else "",
         "class_names": json.dumps(meta.get("class_names", [])),
         "student": cfg["model"]["student"],
         # How the model was distilled (docs/distillation.md): the feature taps, the initialisation, the teacher.

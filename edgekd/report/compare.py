@@ -26,12 +26,13 @@ import numpy as np
 
 from ..errors import EdgekdError
 from ..fileio import atomic_write_json, atomic_write_text, read_jsonl
+from ..tasks import create_task
 from .stats import paired
 
-# Metrics shown in the table per task (the primary one first), as in the paper's Table 1.
-TABLE_METRICS = {"depth": ("d1", "abs_rel", "rmse"), "segmentation": ("miou", "pixel_acc"), "classification": ("top1",),
-                 "colourisation": ("psnr", "ssim"), "translation": ("psnr", "ssim")}
-LOWER_IS_BETTER = {"abs_rel", "sq_rel", "rmse", "rmse_log", "log10"}
+
+def table_metrics(task: str) -> tuple[str, ...]:
+    """The metrics the table shows for ``task`` (its primary one first), as the task states them."""
+    return tuple(create_task(task).table_metrics)
 
 
 def teacher_label(spec: str) -> str:
@@ -159,7 +160,7 @@ def summarise(rows: list[dict], task: str) -> dict:
             vals = np.array([m[k] for m in ms if isinstance(m.get(k), (int, float))], np.float64)
             if vals.size:
                 stats[cid][k] = (float(vals.mean()), float(vals.std(ddof=1)) if vals.size > 1 else 0.0, int(vals.size))
-    return {"stats": stats, "info": info, "metrics": TABLE_METRICS.get(task, ())}
+    return {"stats": stats, "info": info, "metrics": table_metrics(task)}
 
 
 def _fmt(mean, std, k):
@@ -169,10 +170,8 @@ def _fmt(mean, std, k):
 
 def primary_metric(task: str) -> tuple[str, bool]:
     """The task's primary table metric and whether higher is better."""
-    metrics = TABLE_METRICS.get(task, ())
-    if not metrics:
-        raise EdgekdError(f"no table metrics for task {task!r}; known: {', '.join(TABLE_METRICS)}")
-    return metrics[0], metrics[0] not in LOWER_IS_BETTER
+    t = create_task(task)
+    return t.primary_metric, not t.lower_is_better(t.primary_metric)
 
 
 def references(info: dict) -> list[tuple[str, str, str]]:

@@ -141,73 +141,61 @@ def plot_predictions(run_dir: Path, n: int = 4, info: dict | None = None) -> Pat
     x, samples = validation_batch(cfg, task, n)
     with torch.no_grad():
         pred = model(torch.from_numpy(x)).float().numpy()
+    return _save(prediction_figure(task, samples, pred), Path(run_dir) / "report" / "predictions.png")
+
+
+def prediction_figure(task, samples: list[dict], pred: np.ndarray):
+    """One column per sample: input, ground truth and prediction as the task draws them; where the ground
+    truth is no picture (a class label), one row of inputs captioned with the true and predicted labels."""
     plt = _plt()
-    if task.name == "classification":
+    context = task.picture_context(samples)
+    truths = [task.truth_picture(s, context) for s in samples]
+    if all(t is None for t in truths):
         fig, axes = plt.subplots(1, len(samples), figsize=(3 * len(samples), 3), squeeze=False)
-        names = task.class_names or [str(i) for i in range(pred.shape[1])]
         for i, s in enumerate(samples):
-            axes[0, i].imshow(s["image"])
-            axes[0, i].set_title(f"true {names[s['label']]} / pred {names[int(pred[i].argmax())]}", fontsize=8)
+            axes[0, i].imshow(task.to_picture(pred[i], s, context))
+            axes[0, i].set_title(task.caption(pred[i], s), fontsize=8)
             axes[0, i].axis("off")
-        return _save(fig, Path(run_dir) / "report" / "predictions.png")
+        return fig
     fig, axes = plt.subplots(3, len(samples), figsize=(3 * len(samples), 7), squeeze=False)
-    # one depth scale for every image, so that a single colour bar (metres) reads them all
-    vmax = float(max(np.percentile(s["depth"], 99) for s in samples)) if task.name == "depth" else None
-    shown_labels = set()
     for i, s in enumerate(samples):
-        axes[0, i].imshow(task.input_image(s))
-        if task.name == "depth":
-            axes[1, i].imshow(s["depth"], cmap="plasma_r", vmin=0, vmax=vmax)
-            im = axes[2, i].imshow(pred[i, 0], cmap="plasma_r", vmin=0, vmax=vmax)
-        elif task.name == "segmentation":
-            from ..data.scene_render import PALETTE
-
-            pal = np.resize(PALETTE, (256, 3)).astype(np.uint8)
-            axes[1, i].imshow(pal[s["labels"]])
-            pl = pred[i].argmax(0)
-            axes[2, i].imshow(pal[pl])
-            shown_labels |= set(np.unique(s["labels"]).tolist()) | set(np.unique(pl).tolist())
-        else:
-            tgt = np.asarray(task.target(s))
-            if task.name == "colourisation":
-                from ..tasks.colour import lab_to_rgb
-                from ..tasks.colourisation import AB_SCALE
-
-                L = tgt[0] * 100
-                axes[1, i].imshow(lab_to_rgb(np.stack([L, tgt[1] * AB_SCALE, tgt[2] * AB_SCALE], -1)))
-                axes[2, i].imshow(lab_to_rgb(np.stack([L, pred[i, 0] * AB_SCALE, pred[i, 1] * AB_SCALE], -1)))
-            else:
-                axes[1, i].imshow((tgt.transpose(1, 2, 0) + 1) / 2)
-                axes[2, i].imshow(np.clip((pred[i].transpose(1, 2, 0) + 1) / 2, 0, 1))
-        for r, name in enumerate(("input", "ground truth", "prediction")):
+        pictures = (task.input_image(s), truths[i], task.to_picture(pred[i], s, context))
+        for r, (name, picture) in enumerate(zip(("input", "ground truth", "prediction"), pictures)):
+            if picture is not None:
+                axes[r, i].imshow(picture)
             axes[r, i].axis("off")
             if i == 0:
                 axes[r, i].set_title(name, fontsize=9, loc="left")
-    if task.name == "depth":
-        fig.colorbar(im, ax=axes[1:, :].ravel().tolist(), shrink=0.8, label="depth (m)")
-    elif task.name == "segmentation":
-        _class_legend(fig, task, pal, sorted(c for c in shown_labels if c != 255))
-    return _save(fig, Path(run_dir) / "report" / "predictions.png")
+    _draw_key(fig, axes, task.figure_key(samples, pred, context))
+    return fig
 
 
-def _class_legend(fig, task, pal, labels):
-    """A legend of the classes that appear in the figure (colour -> name)."""
-    from matplotlib.patches import Patch
+def _draw_key(fig, axes, key: dict | None):
+    """The task's key to its pictures: a colour bar (e.g. metres) or a legend of the classes shown."""
+    if not key:
+        return
+    if "colour_bar" in key:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
 
-    names = list(task.class_names or [])
-    handles = [Patch(color=pal[c] / 255.0, label=names[c] if c < len(names) else f"class {c}") for c in labels]
-    if handles:
+        bar = key["colour_bar"]
+        mappable = ScalarMappable(norm=Normalize(bar["vmin"], bar["vmax"]), cmap=bar["cmap"])
+        fig.colorbar(mappable, ax=axes[1:, :].ravel().tolist(), shrink=0.8, label=bar["label"])
+    if key.get("classes"):
+        from matplotlib.patches import Patch
+
+        handles = [Patch(color=np.asarray(rgb) / 255.0, label=name) for rgb, name in key["classes"]]
         fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), fontsize=7, frameon=False,
                    bbox_to_anchor=(0.5, -0.02))
 
 
 def plot_compare(out: Path, rows: list[dict], task: str) -> Path | None:
     """The primary metric per cell, mean +- std over seeds, the no-teacher baseline as a line."""
-    from .compare import TABLE_METRICS, summarise
+    from .compare import summarise
 
     s = summarise(rows, task)
     stats, info = s["stats"], s["info"]
-    primary = TABLE_METRICS.get(task, ("",))[0]
+    primary = s["metrics"][0] if s["metrics"] else ""
     cells = [c for c in info if primary in stats.get(c, {})]
     if not cells:
         return None

@@ -1,33 +1,55 @@
-"""Task registry: one file per task, each with its head's output, loss and metrics.
+"""Task registry: one file per task, each with everything the task knows (head size, loss,
+metrics, the arguments it needs from a data source, how to draw a prediction, export metadata).
 
-Torch-free at import (losses import torch inside), so the bench can compute a
-task's metrics on a device without torch.  In the manner of timm's
-``register_model`` / ``create_model``.
+Torch-free at import (losses import torch inside), so the bench can compute a task's metrics on
+a device without torch.  In the manner of timm's ``register_model`` / ``create_model``.  The
+built-in tasks are registered below by name with a lazy ``"module:Class"`` path: listing them
+imports nothing (not even numpy), so the CLI and the config schema can read :func:`list_tasks`.
 """
 
 from __future__ import annotations
 
+import importlib
+
 from ..errors import EdgekdError
 
-_TASKS: dict[str, type] = {}
+#: name -> the Task subclass, or its "module:Class" path until first used (registration order)
+_TASKS: dict[str, type | str] = {}
 
 
-def register_task(cls):
-    _TASKS[cls.name] = cls
-    return cls
+def register_task(cls_or_name, path: str | None = None):
+    """Register a task: ``register_task("name", "package.module:Class")`` (imported when first
+    created), or as a class decorator ``@register_task`` on a :class:`~edgekd.tasks.base.Task` subclass."""
+    if isinstance(cls_or_name, str):
+        _TASKS[cls_or_name] = path
+        return path
+    _TASKS[cls_or_name.name] = cls_or_name
+    return cls_or_name
 
 
 def list_tasks() -> list[str]:
-    _load_all()
-    return sorted(_TASKS)
+    """The registered task names, in registration order."""
+    return list(_TASKS)
+
+
+def task_class(name: str) -> type:
+    """The Task subclass registered as ``name`` (importing its module on first use)."""
+    if name not in _TASKS:
+        raise EdgekdError(f"unknown task {name!r}; use one of: {', '.join(sorted(_TASKS))}")
+    entry = _TASKS[name]
+    if isinstance(entry, str):
+        module, attr = entry.split(":")
+        entry = _TASKS[name] = getattr(importlib.import_module(module), attr)
+    return entry
 
 
 def create_task(name: str, **kwargs):
-    _load_all()
-    if name not in _TASKS:
-        raise EdgekdError(f"unknown task {name!r}; use one of: {', '.join(sorted(_TASKS))}")
-    return _TASKS[name](**kwargs)
+    """A task instance; ``kwargs`` are the task's arguments (those :meth:`Task.args_from_source` gives)."""
+    return task_class(name)(**kwargs)
 
 
-def _load_all():
-    from . import classification, colourisation, depth, segmentation, translation  # noqa: F401
+register_task("depth", "edgekd.tasks.depth:DepthTask")
+register_task("segmentation", "edgekd.tasks.segmentation:SegmentationTask")
+register_task("classification", "edgekd.tasks.classification:ClassificationTask")
+register_task("colourisation", "edgekd.tasks.colourisation:ColourisationTask")
+register_task("translation", "edgekd.tasks.translation:TranslationTask")

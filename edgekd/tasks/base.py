@@ -1,4 +1,8 @@
-"""What every task provides (see ``depth.py`` for a complete example)."""
+"""What every task provides (see ``depth.py`` for a complete example).
+
+A task is one file that subclasses :class:`Task` and is registered in ``tasks/__init__.py``;
+training, export, the bench and the report read everything task-specific through this class.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,25 @@ class Task:
     #: the metric that picks ``best.pt`` and heads the tables, and whether higher is better
     primary_metric = ""
     higher_is_better = True
+    #: the metrics a comparison table shows, the primary one first (as in the paper's Table 1)
+    table_metrics: tuple[str, ...] = ()
+    #: metrics (of those the accumulator computes) where a smaller value is better
+    lower_is_better_metrics: frozenset[str] = frozenset()
     #: dense tasks need a decoder; classification uses only the encoder
     dense = True
+    #: whether augmentation may randomly crop (and rescale) a sample
+    may_crop = True
 
-    def __init__(self, num_classes: int | None = None, max_depth: float = 10.0, class_names=None, **_):
+    def __init__(self, num_classes: int | None = None, class_names=None, **_):
+        # Unknown arguments are ignored: a checkpoint's task_args may carry ones an older version recorded.
         self.num_classes = num_classes
-        self.max_depth = float(max_depth)
         self.class_names = list(class_names) if class_names else None
+
+    @classmethod
+    def args_from_source(cls, source, cfg: dict) -> dict:
+        """Arguments that rebuild the task later (saved in the checkpoint as ``task_args``), from the
+        training data source and the configuration."""
+        return {}
 
     @property
     def out_channels(self) -> int:
@@ -40,5 +56,45 @@ class Task:
         """A fresh accumulator with ``update(pred, target)`` on numpy batches and ``compute() -> dict``."""
         raise NotImplementedError
 
+    def lower_is_better(self, metric: str) -> bool:
+        """Whether a smaller value of ``metric`` is the better one."""
+        return metric in self.lower_is_better_metrics
+
+    def output_range(self) -> list[float] | None:
+        """[low, high] of the (activated) output, where the export states one for the device."""
+        return None
+
     def metadata(self) -> dict:
-        return {"task": self.name, "out_channels": self.out_channels}
+        meta = {"task": self.name, "out_channels": self.out_channels}
+        if self.output_range() is not None:
+            meta["output_range"] = self.output_range()
+        return meta
+
+    # Drawing (the report's predictions figure).  ``context`` holds settings shared by the pictures
+    # of one figure (e.g. one depth scale), from :meth:`picture_context`.
+
+    def picture_context(self, samples: list[dict]) -> dict:
+        """Settings shared by every picture of one figure."""
+        return {}
+
+    def to_picture(self, pred: np.ndarray, sample: dict, context: dict | None = None) -> np.ndarray:
+        """One prediction (the head's output for ``sample``, without batch axis) as an (H, W, 3) uint8 picture."""
+        raise NotImplementedError
+
+    def truth_picture(self, sample: dict, context: dict | None = None) -> np.ndarray | None:
+        """The ground truth drawn as :meth:`to_picture` draws a prediction; None where it is not a picture."""
+        return None
+
+    def caption(self, pred: np.ndarray, sample: dict) -> str:
+        """A title for one prediction's picture ("" = none)."""
+        return ""
+
+    def figure_key(self, samples: list[dict], preds: np.ndarray, context: dict) -> dict | None:
+        """What reads the pictures: ``{"colour_bar": {cmap, vmin, vmax, label}}`` or
+        ``{"classes": [(rgb uint8 triple, name), ...]}``; None for nothing."""
+        return None
+
+
+def to_uint8(rgb01: np.ndarray) -> np.ndarray:
+    """(H, W, 3) floats in [0, 1] -> uint8 (rounded, clipped)."""
+    return (np.clip(rgb01, 0, 1) * 255 + 0.5).astype(np.uint8)

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register_task
-from .base import Task
-from .colour import lab_to_rgb, rgb_to_lab
-from .metrics import ImageMetrics
+from .base import Task, to_uint8
+from .colour_space import lab_to_rgb, rgb_to_lab
+from .image_metrics import ImageMetrics
 
 AB_SCALE = 110.0  # ab are predicted in [-1, 1] and scaled by this
 
 
-@register_task
+def rebuild_rgb(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """RGB in [0, 1], channels last, from the target's L (L / 100) and scaled ab, both channels first.
+
+    Works on one image (L (H, W), ab (2, H, W)) or a batch (L (B, H, W), ab (B, 2, H, W))."""
+    lightness, ab = np.asarray(lightness, np.float64), np.asarray(ab, np.float64)
+    a, b = ab[..., 0, :, :], ab[..., 1, :, :]
+    return lab_to_rgb(np.stack([lightness * 100.0, a * AB_SCALE, b * AB_SCALE], -1))
+
+
 class ColourisationTask(Task):
     name = "colourisation"
     primary_metric = "psnr"
     higher_is_better = True
+    table_metrics = ("psnr", "ssim")
 
     @property
     def out_channels(self):
@@ -45,11 +53,15 @@ class ColourisationTask(Task):
     def metadata(self):
         return {**super().metadata(), "output": "ab / 110 in [-1, 1] (Lab); input is L replicated to RGB"}
 
+    def to_picture(self, pred, sample, context=None):
+        return to_uint8(rebuild_rgb(self.target(sample)[0], pred))
+
+    def truth_picture(self, sample, context=None):
+        tgt = self.target(sample)
+        return to_uint8(rebuild_rgb(tgt[0], tgt[1:]))
+
 
 class _ColourMetrics(ImageMetrics):
     def update(self, pred, target):
-        pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
-        L = target[:, 0] * 100.0
-        rebuilt = lab_to_rgb(np.stack([L, pred[:, 0] * AB_SCALE, pred[:, 1] * AB_SCALE], -1))
-        truth = lab_to_rgb(np.stack([L, target[:, 1] * AB_SCALE, target[:, 2] * AB_SCALE], -1))
-        self.update_rgb(rebuilt, truth)
+        target = np.asarray(target, np.float64)
+        self.update_rgb(rebuild_rgb(target[:, 0], pred), rebuild_rgb(target[:, 0], target[:, 1:]))

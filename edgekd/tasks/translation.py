@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register_task
-from .base import Task
-from .metrics import ImageMetrics
+from .base import Task, to_uint8
+from .image_metrics import ImageMetrics
 
 
-@register_task
 class TranslationTask(Task):
     name = "translation"
     primary_metric = "psnr"
     higher_is_better = True
+    table_metrics = ("psnr", "ssim")
 
     @property
     def out_channels(self):
@@ -34,6 +33,12 @@ class TranslationTask(Task):
 
     def metadata(self):
         return {**super().metadata(), "output": "RGB in [-1, 1]"}
+
+    def to_picture(self, pred, sample, context=None):
+        return to_uint8((np.asarray(pred).transpose(1, 2, 0) + 1) / 2)
+
+    def truth_picture(self, sample, context=None):
+        return to_uint8((self.target(sample).transpose(1, 2, 0) + 1) / 2)
 
 
 class _TranslationMetrics(ImageMetrics):

@@ -30,8 +30,8 @@ class TaskDataset(Dataset):
 
     @property
     def crops(self) -> bool:
-        """Random crops make the teacher's input differ every epoch (depth is never cropped: metric scale)."""
-        return self.augment_data and self.task.name != "depth"
+        """Random crops make the teacher's input differ every epoch (where the task allows them)."""
+        return self.augment_data and self.task.may_crop
 
     def __len__(self):
         return len(self.source)

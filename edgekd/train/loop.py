@@ -49,19 +49,10 @@ def pick_device(name: str) -> torch.device:
 
 
 def task_args_for(cfg: dict, train_source) -> dict:
-    """Arguments that rebuild the task later (class count and names, depth range, eval crop)."""
-    name = cfg["model"]["task"]
-    args = {"max_depth": cfg["data"]["max_depth"]}
-    if name == "segmentation":
-        args.update(num_classes=len(train_source.classes), class_names=list(train_source.classes))
-    elif name == "classification":
-        names = list(getattr(train_source, "object_classes", None) or train_source.classes)
-        args.update(num_classes=len(names), class_names=names)
-    frac = getattr(train_source, "eval_crop_fraction", None)
-    if name == "depth" and frac is not None:  # e.g. the Eigen crop of NYUv2, at the training resolution
-        h, w = cfg["data"]["image_size"]
-        args["eval_crop"] = [round(frac[0] * h), round(frac[1] * h), round(frac[2] * w), round(frac[3] * w)]
-    return args
+    """Arguments that rebuild the task later (class count and names, depth range, eval crop): the task says which."""
+    from ..tasks import task_class
+
+    return task_class(cfg["model"]["task"]).args_from_source(train_source, cfg)
 
 
 def lr_lambda(warmup: int, total: int):

@@ -1,4 +1,4 @@
-"""sRGB <-> CIE Lab (D65) in numpy, for the colourisation task."""
+"""sRGB <-> CIE Lab (D65) in numpy, for the colourisation task (a helper, not a task)."""
 
 from __future__ import annotations
 
