@@ -297,21 +297,25 @@ def table(rows: list[dict], task: str) -> tuple[str, str]:
         name = "no teacher" if not i["spectral"] else f"no teacher + spectral r={i['spectral']}"
         md.append(f"* {name}: {cell_text(c)}")
     md += ["", "| method | projection | " + " | ".join(teachers) + " |", "|---|---|" + "---|" * len(teachers)]
-    csv_buf = io.StringIO()
-    w = csv.writer(csv_buf)
-    csv_metrics = list(metrics) + ([train_key] if has_train else [])
-    w.writerow(["teacher", "method", "projection", "spectral", "seeds"] + [f"{k}_{s}" for k in csv_metrics for s in ("mean", "std")])
-    for c, i in info.items():
-        st = stats[c]
-        w.writerow([i["label"], i["method"] or "", i["projection"] or "", i["spectral"], st[primary][2] if primary in st else 0]
-                   + [x for k in csv_metrics for x in (st.get(k, (None, None))[:2])])
     for method, proj, r in row_keys:
         cells = []
         for t in teachers:
             cid = next((c for c, i in info.items() if i["label"] == t and (i["method"], i["projection"], i["spectral"]) == (method, proj, r)), None)
             cells.append(cell_text(cid) if cid else "-")
         md.append(f"| {method}{f' + spectral {r}' if r else ''} | {proj} | " + " | ".join(cells) + " |")
-    return "\n".join(md) + "\n", csv_buf.getvalue()
+    return "\n".join(md) + "\n", _table_csv(stats, info, list(metrics) + ([train_key] if has_train else []), primary)
+
+
+def _table_csv(stats: dict, info: dict, metrics: list[str], primary: str) -> str:
+    """One CSV row per cell: its teacher, method, projection, rank, seed count, and mean and std of each metric."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["teacher", "method", "projection", "spectral", "seeds"] + [f"{k}_{s}" for k in metrics for s in ("mean", "std")])
+    for c, i in info.items():
+        st = stats[c]
+        w.writerow([i["label"], i["method"] or "", i["projection"] or "", i["spectral"], st[primary][2] if primary in st else 0]
+                   + [x for k in metrics for x in (st.get(k, (None, None))[:2])])
+    return buf.getvalue()
 
 
 def write_tables(out: Path, rows: list[dict], task: str) -> tuple[Path, Path]:
