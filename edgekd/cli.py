@@ -19,6 +19,7 @@ from . import __version__
 from .bench.runners.base import list_backends
 from .distill.registry import list_distances, list_projections
 from .errors import EdgekdError
+from .export.formats import list_formats, list_precisions
 
 
 # What Ctrl-C leaves behind differs per verb; distill words its own (it knows whether last.pt exists).
@@ -579,8 +580,8 @@ def report(path):
 # --------------------------------------------------------------------------- export
 @cli.command()
 @click.argument("run", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["onnx", "tensorrt"]), default="onnx", show_default=True)
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
+@click.option("--format", "fmt", type=click.Choice(list_formats()), default=None, help="What the device loads [the run's profile's: onnx].")
+@click.option("--precision", type=click.Choice(list_precisions()), default=None,
               help="What the target runs; fp32 model.onnx is always written too [the run's profile's: jetson fp16, mobile int8, server fp16].")
 @click.option("--opset", type=int, default=None, help="ONNX opset [the profile's, 17].")
 @click.option("--atol", type=click.FloatRange(min=0), default=1e-3, show_default=True, help="Parity tolerance (absolute) against PyTorch.")

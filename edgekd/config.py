@@ -33,9 +33,6 @@ RESOURCES = Path(__file__).parent / "resources"
 PROFILE_DIR = RESOURCES / "profiles"
 TARGET_DIR = RESOURCES / "targets"
 
-PRECISIONS = ("fp32", "fp16", "int8")
-FORMATS = ("onnx", "tensorrt")
-
 
 # Word lists served by registries are read when a value is checked or help is shown, never at import:
 # the registries load their modules lazily, and the CLI must import fast.
@@ -81,8 +78,16 @@ def _spectral_scopes() -> tuple[str, ...]:
     return SPECTRAL_SCOPES
 
 
-def _export_formats() -> tuple[str, ...]:
-    return FORMATS
+def _export_formats() -> list[str]:
+    from .export.formats import list_formats
+
+    return list_formats()  # the export format registry (edgekd/export/formats.py)
+
+
+def _precisions() -> list[str]:
+    from .export.formats import list_precisions
+
+    return list_precisions()  # the export precision registry (edgekd/export/formats.py)
 
 
 def _backends() -> tuple[str, ...]:
@@ -275,7 +280,7 @@ class ExportConfig:
     """[export]: what edgekd export writes for the target."""
 
     format: str = _choice("onnx", _export_formats, help="onnx, or a TensorRT engine built from it.")
-    precision: str = _choice("fp32", PRECISIONS, help="What the target runs; fp32 model.onnx is always written too.")
+    precision: str = _choice("fp32", _precisions, help="What the target runs; fp32 model.onnx is always written too.")
     opset: int = _int(17, 13, 23, help="ONNX opset.")
 
 

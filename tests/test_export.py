@@ -86,3 +86,67 @@ def test_tensorrt_missing_is_one_clear_line(depth_run):
 def test_tensorrt_engine_build(depth_run):
     run_cli(["export", depth_run, "--format", "tensorrt", "--precision", "fp16"])
     assert (depth_run / "model.fp16.engine").exists() and (depth_run / "model.fp16.engine.json").exists()
+
+
+# ----------------------------------------------------------------- the format and precision registries
+from edgekd.export.formats import create_format, create_precision, list_formats, list_precisions  # noqa: E402
+
+
+def _cli_choices(param):
+    from edgekd.cli import cli
+
+    return list(next(p for p in cli.commands["export"].params if p.name == param).type.choices)
+
+
+@pytest.mark.parametrize("name", list_formats())
+def test_format_registry(name):
+    from edgekd.config import key_choices
+
+    step = create_format(name).resolve()  # the step imports (its runtime only when it runs)
+    assert step is None or callable(step)
+    assert name in key_choices("export", "format") and name in _cli_choices("fmt")
+
+
+@pytest.mark.parametrize("name", list_precisions())
+def test_precision_registry(name):
+    from edgekd.config import key_choices
+
+    step = create_precision(name).resolve()
+    assert step is None or callable(step)
+    assert name in key_choices("export", "precision") and name in _cli_choices("precision")
+
+
+def test_unknown_format_and_precision_name_the_valid_ones():
+    from edgekd.errors import EdgekdError
+
+    with pytest.raises(EdgekdError, match=r"unknown export format 'tflite'; use one of: onnx, tensorrt$"):
+        create_format("tflite")
+    with pytest.raises(EdgekdError, match=r"unknown precision 'int4'; use one of: fp32, fp16, int8$"):
+        create_precision("int4")
+
+
+def test_export_follows_the_profiles_format(depth_run, tmp_path, monkeypatch):
+    """export.format (validated in the profile) is the default of --format; a registered format's step runs on it."""
+    from edgekd.export import formats
+    from edgekd.fileio import load_checkpoint, save_checkpoint
+
+    run = tmp_path / "run"
+    run.mkdir()
+    ckpt = load_checkpoint(depth_run / "best.pt")
+    ckpt["config"]["export"].update(format="probe", precision="fp32")
+    save_checkpoint(run / "best.pt", ckpt)
+    seen = _PROBE_CALLS
+    seen.clear()
+    monkeypatch.setitem(formats._FORMATS, "probe", formats.ExportStep("probe", "a test format", f"{__name__}:_probe_step"))
+    run_cli(["export", run])
+    assert seen == [run / "model.onnx"]
+    assert json.loads((run / "export.json").read_text())["format"] == "probe"
+    run_cli(["export", run, "--format", "onnx"])  # the option still wins
+    assert len(seen) == 1 and json.loads((run / "export.json").read_text())["format"] == "onnx"
+
+
+_PROBE_CALLS: list = []
+
+
+def _probe_step(job, source):
+    _PROBE_CALLS.append(source)

@@ -153,12 +153,12 @@ def test_rerun_without_checkpoint_does_not_append_to_stale_logs(tmp_path):
 
 
 def test_bench_interrupt_does_not_talk_about_resume(depth_onnx, monkeypatch):
-    import edgekd.bench.run as bench_run
+    import edgekd.bench.latency as bench_latency
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bench_run, "timed_loop", interrupted)
+    monkeypatch.setattr(bench_latency, "timed_loop", interrupted)
     err = run_cli(["bench", depth_onnx, "--no-accuracy", "--quiet"], expect=130).stderr
     assert "interrupted" in err and "resume" not in err
 

@@ -3,44 +3,25 @@
 Warm-up by time and count, then runs until both a minimum count and a minimum
 time are reached; latency statistics per batch size; the task's metrics on
 validation data next to the fp32 reference stored in the model's metadata; the
-target's latency budget as pass/fail (on p90 at batch 1).
+target's latency budget as pass/fail (on p90 at batch 1).  The parts: what was
+asked (settings.py), latency (latency.py), accuracy (accuracy.py, on the shared
+preprocessing of evaluate.py); this module opens the model and puts them together.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import EdgekdError
-from .stats import latency_stats
-
-
-def _progress(total, desc, enabled=True):
-    try:
-        from tqdm.auto import tqdm
-
-        import sys
-
-        # In a redirected log a bar writes every update: none there (the table follows).
-        return tqdm(total=total, desc=desc, unit="it", disable=not (enabled and sys.stderr.isatty()), dynamic_ncols=True, leave=False)
-    except ImportError:  # the bench must run with numpy + onnxruntime alone
-        class _Null:
-            total = n = 0
-
-            def update(self, n=1):
-                pass
-
-            def refresh(self):
-                pass
-
-            def close(self):
-                pass
-
-        return _Null()
+from .accuracy import accuracy, accuracy_vs_reference  # noqa: F401  (accuracy: part of this module's interface)
+from .evaluate import input_batch, model_input, open_samples
+from .latency import budget_verdict, machine_arch, measure_latency, on_target, timed_loop  # noqa: F401
+from .settings import BenchSettings
 
 
 def model_kind(path: Path) -> str:
@@ -144,84 +125,6 @@ def input_hw(runner, kind: str, meta: dict) -> tuple[int, int]:
     return int(s[2]), int(s[3])
 
 
-def timed_loop(runner, x, warmup_iters, warmup_time, min_iters, min_time, desc, show, pre_fn=None):
-    """Warm up (>= warmup_iters and >= warmup_time), then run until >= min_iters and >= min_time."""
-    t_start = time.perf_counter()
-    n = 0
-    while n < warmup_iters or time.perf_counter() - t_start < warmup_time:
-        runner.infer(x)
-        n += 1
-    lat, parts = [], {}
-    # The run stops at >= min_iters *and* >= min_time: size the bar by both (from the warm-up's pace).
-    per_iter = (time.perf_counter() - t_start) / max(n, 1)
-    bar = _progress(max(min_iters, int(min_time / per_iter) if per_iter > 0 else 0), desc, show)
-    t_start = time.perf_counter()
-    while len(lat) < min_iters or time.perf_counter() - t_start < min_time:
-        if pre_fn is not None:
-            t0 = time.perf_counter()
-            pre_fn()
-            parts.setdefault("preprocess", []).append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        _, timing = runner.infer(x)
-        lat.append(time.perf_counter() - t0)
-        for k, v in timing.items():
-            parts.setdefault(k, []).append(v)
-        if len(lat) > bar.total:
-            bar.total = len(lat)
-        bar.update(1)
-    bar.total = len(lat)  # ends at the count actually timed
-    bar.refresh()
-    bar.close()
-    return lat, {k: float(np.median(v) * 1e3) for k, v in parts.items()}
-
-
-def accuracy(runner, task, data, data_format, n, seed, hw, batch, show, direction="AtoB") -> dict:
-    from ..data import open_dataset
-    from ..data.transforms import normalise, resize_sample
-
-    ds = open_dataset(data, "val", hw, n, seed, data_format, task=task.name, direction=direction)
-    n = min(n, len(ds))
-    acc = task.metrics()
-    bar = _progress(n, "accuracy", show)
-    for i in range(0, n, batch):
-        samples = [resize_sample(ds[j], *hw) for j in range(i, min(n, i + batch))]
-        x = np.stack([normalise(task.input_image(s)) for s in samples]).astype(np.float32)
-        out, _ = runner.infer(x)
-        acc.update(out, np.stack([np.asarray(task.target(s)) for s in samples]))
-        bar.update(len(samples))
-    bar.close()
-    return {"images": n, "data": data, "metrics": {k: v for k, v in acc.compute().items() if not isinstance(v, list)}}
-
-
-def _check_bench_numbers(**values) -> None:
-    """Counts and times that cannot be measured with: refused before any model is loaded (0 is not 'the default')."""
-    least = {"val_size": 1, "batch": 1, "threads": 1, "min_iters": 1, "min_time": 0, "warmup_iters": 0, "warmup_time": 0}
-    for name, v in values.items():
-        if v is not None and v < least[name]:
-            raise EdgekdError(f"--{name.replace('_', '-')} {v}: use at least {least[name]}")
-
-
-def _machine_arch() -> str:
-    import platform
-
-    m = platform.machine().lower()
-    return {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}.get(m, m)
-
-
-def on_target(tgt: dict, runner, backend: str) -> tuple[bool, str]:
-    """Is this run on the target's kind of hardware?  A budget verdict means something only there."""
-    gpu_backend = backend in ("ort-cuda", "ort-tensorrt", "tensorrt") or (
-        backend == "torch" and any("cuda" in str(p) for p in runner.describe().get("providers") or []))
-    arch, want = _machine_arch(), (tgt.get("arch") or "").lower()
-    if want and arch != want:
-        return False, f"this machine is {arch}, {tgt['name']} is {want}"
-    if tgt.get("accelerator") == "cuda" and not gpu_backend:
-        return False, f"{tgt['name']} runs on its CUDA GPU, this bench ran on the CPU ({backend})"
-    if tgt.get("accelerator") == "cpu" and gpu_backend:
-        return False, f"{tgt['name']} runs on its CPU, this bench ran on a GPU ({backend})"
-    return True, ""
-
-
 def _say_fallback(requested: str, picked: str, tgt: dict | None, log) -> None:
     """``auto`` took a backend other than the target's first choice: say so in one line."""
     from .runners import providers_by_backend
@@ -235,109 +138,121 @@ def _say_fallback(requested: str, picked: str, tgt: dict | None, log) -> None:
         log(f"backend auto: {', '.join(skipped)} not available on this machine; using {picked}")
 
 
-def _sample_input(task, data, data_format, hw, seed, direction, accuracy_check, log):
-    """One validation sample for the latency runs.  Without the data on this device, the latency-only run
-    takes a synthetic scene instead (the graph's cost does not depend on the pixels)."""
-    from ..data import open_dataset
-    from ..data.transforms import resize_sample
+@dataclass
+class OpenModel:
+    """A model file opened on its backend, with what decides how it is benched."""
 
-    try:
-        return resize_sample(open_dataset(data, "val", hw, 1, seed, data_format, task=task.name, direction=direction)[0], *hw)
-    except EdgekdError as e:
-        if accuracy_check:
-            raise EdgekdError(f"{e} (or time latency alone with --no-accuracy)") from None
-        log(f"note: validation data {data} is not available here; timing on a synthetic scene")
-        return resize_sample(open_dataset("synthetic", "val", hw, 1, seed, "auto", task=task.name)[0], *hw)
-
-
-def bench_settings(bc: dict, warmup_iters, warmup_time, min_iters, min_time) -> dict:
-    s = {"warmup_iters": warmup_iters if warmup_iters is not None else bc.get("warmup_iters", 10),
-         "warmup_time": warmup_time if warmup_time is not None else bc.get("warmup_time", 0.2),
-         "min_iters": min_iters or bc.get("min_iters", 100), "min_time": min_time if min_time is not None else bc.get("min_time", 2.0)}
-    s["warmup_iters"] = max(s["warmup_iters"], 10)  # DESIGN.md §5: >= 200 ms and >= 10 runs
-    s["warmup_time"] = max(s["warmup_time"], 0.2)
-    return s
+    path: Path
+    kind: str  # "onnx", "engine" or "torch"
+    cfg: dict | None  # the --profile's configuration
+    tgt: dict | None  # the target: --target, the profile's, or the one named in the model's metadata
+    bc: dict  # the profile's [bench] table
+    backend: str
+    runner: object
+    meta: dict
 
 
-def run_bench(model, profile=None, target=None, backend=None, data=None, data_format=None, val_size=None, batch=None,
-              threads=None, min_iters=None, min_time=None, warmup_iters=None, warmup_time=None, accuracy_check=True,
-              show_progress=True, log=print) -> dict:
+def open_model(s: BenchSettings, log=print) -> OpenModel:
+    """Resolve profile, target and backend for ``s.model`` and open it on that backend."""
     from ..config import load_profile, load_target
 
-    _check_bench_numbers(val_size=val_size, batch=batch, threads=threads, min_iters=min_iters, min_time=min_time,
-                         warmup_iters=warmup_iters, warmup_time=warmup_time)
-    path = Path(model).expanduser()
+    path = Path(s.model).expanduser()
     kind = model_kind(path)
-    cfg = load_profile(profile) if profile else None
-    tgt = load_target(target) if target else (cfg["target"] if cfg else None)
+    cfg = load_profile(s.profile) if s.profile else None
+    tgt = load_target(s.target) if s.target else (cfg["target"] if cfg else None)
     bc = (cfg or {}).get("bench") or {}
-    requested = backend or bc.get("backend", "auto")
+    requested = s.backend or bc.get("backend", "auto")
     backend = pick_backend(kind, requested, tgt)
-    threads = threads if threads is not None else min((tgt or {}).get("threads", os.cpu_count() or 1), os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    threads = s.threads if s.threads is not None else min((tgt or {}).get("threads", cores), cores)
     runner = make_runner(path, kind, backend, threads, "fp32")
-    meta = model_metadata(runner, kind, path, need_task=accuracy_check)
+    meta = model_metadata(runner, kind, path, need_task=s.accuracy_check)
     if tgt is None and meta.get("target"):
         try:
             tgt = load_target(meta["target"])
         except EdgekdError:
             tgt = None
     _say_fallback(requested, backend, tgt, log)
-    settings = bench_settings(bc, warmup_iters, warmup_time, min_iters, min_time)
-    if "task" in meta:
-        results, x1, pre_fn = _edgekd_model(runner, kind, path, meta, cfg, data, data_format, accuracy_check, log)
-        results["_eval"]["val_size"] = val_size
-    else:  # a third-party ONNX model: latency only, on a random input of its declared shape
-        x1, pre_fn = generic_input(runner, path, log), None
-        results = {"model": str(path), "kind": kind, "precision": "unknown", "task": None, "input": list(x1.shape[1:])}
-    results.update(settings=settings, latency={})
-    fixed_batch = x1.shape[0] != 1
-    batches = [x1.shape[0]] if fixed_batch else sorted({1, int(batch or bc.get("batch", 1))})
-    for b in batches:
-        xb = x1 if fixed_batch else np.repeat(x1, b, axis=0)
-        lat, parts = timed_loop(runner, xb, desc=f"latency batch {b}", show=show_progress, pre_fn=pre_fn, **settings)
-        results["latency"][f"batch{b}"] = {"batch": b, **latency_stats(lat, b), "stages_p50_ms": parts}
-    budget = float((tgt or {}).get("latency_budget_ms") or 0.0)
-    if budget and "batch1" in results["latency"]:
-        p90 = results["latency"]["batch1"]["p90_ms"]
-        here, why = on_target(tgt, runner, backend)
-        results["budget"] = {"target": tgt["name"], "latency_budget_ms": budget, "p90_ms": p90, "on_target": here,
-                             "pass": (p90 <= budget) if here else None, **({} if here else {"why_no_verdict": why})}
-    if accuracy_check:
-        results["accuracy"] = _accuracy_vs_reference(runner, kind, meta, results.pop("_eval"), show_progress)
-    results.pop("_eval", None)
-    from .environment import environment
+    return OpenModel(path, kind, cfg, tgt, bc, backend, runner, meta)
 
-    results["environment"] = environment(runner)
-    results["environment"]["precision"] = results["precision"]
-    results["environment"]["target"] = (tgt or {}).get("name")
-    results["environment"]["arch"] = _machine_arch()
-    results["notes"] = _notes(results, meta, tgt)
-    runner.close()
+
+def run_bench(model, profile=None, target=None, backend=None, data=None, data_format=None, val_size=None, batch=None,
+              threads=None, min_iters=None, min_time=None, warmup_iters=None, warmup_time=None, accuracy_check=True,
+              show_progress=True, log=print) -> dict:
+    """Bench ``model`` (the options are :class:`BenchSettings`'); returns every figure (``edgekd bench --json``)."""
+    return bench(BenchSettings(model, profile, target, backend, data, data_format, val_size, batch, threads, min_iters, min_time,
+                               warmup_iters, warmup_time, accuracy_check, show_progress), log)
+
+
+def bench(s: BenchSettings, log=print) -> dict:
+    """Latency, budget verdict, accuracy and environment of ``s.model``."""
+    s.check()
+    m = open_model(s, log)
+    try:
+        timing = s.timing(m.bc)
+        if "task" in m.meta:
+            results, x1, pre_fn = _edgekd_model(m, s, log)
+        else:  # a third-party ONNX model: latency only, on a random input of its declared shape
+            x1, pre_fn = generic_input(m.runner, m.path, log), None
+            results = {"model": str(m.path), "kind": m.kind, "precision": "unknown", "task": None, "input": list(x1.shape[1:])}
+        results.update(settings=timing, latency=measure_latency(m.runner, x1, s.batch or m.bc.get("batch", 1), timing,
+                                                                 s.show_progress, pre_fn))
+        verdict = budget_verdict(m.tgt, m.runner, m.backend, results["latency"])
+        if verdict is not None:
+            results["budget"] = verdict
+        ev = results.pop("_eval", None)
+        if s.accuracy_check:
+            results["accuracy"] = accuracy_vs_reference(m.runner, m.meta, ev, s.show_progress)
+        results["environment"] = _environment(m, results["precision"])
+        results["notes"] = _notes(results, m.meta, m.tgt)
+    finally:
+        m.runner.close()
     return results
 
 
-def _edgekd_model(runner, kind, path, meta, cfg, data, data_format, accuracy_check, log):
+def _environment(m: OpenModel, precision: str) -> dict:
+    from .environment import environment
+
+    env = environment(m.runner)
+    env["precision"] = precision
+    env["target"] = (m.tgt or {}).get("name")
+    env["arch"] = machine_arch()
+    return env
+
+
+def _sample_input(task, data, data_format, hw, seed, direction, accuracy_check, log):
+    """One validation sample for the latency runs.  Without the data on this device, the latency-only run
+    takes a synthetic scene instead (the graph's cost does not depend on the pixels)."""
+    try:
+        return open_samples(data, "val", hw, 1, seed, data_format, task, direction)[0]
+    except EdgekdError as e:
+        if accuracy_check:
+            raise EdgekdError(f"{e} (or time latency alone with --no-accuracy)") from None
+        log(f"note: validation data {data} is not available here; timing on a synthetic scene")
+        return open_samples("synthetic", "val", hw, 1, seed, "auto", task)[0]
+
+
+def _edgekd_model(m: OpenModel, s: BenchSettings, log):
     """Input, pre-processing and evaluation set-up for a model exported by edgekd (its metadata says how)."""
-    from ..data.transforms import normalise
     from ..tasks import create_task
 
-    hw = input_hw(runner, kind, meta)
-    if cfg is not None and tuple(cfg["data"]["image_size"]) != tuple(hw):
-        ph, pw = cfg["data"]["image_size"]
+    hw = input_hw(m.runner, m.kind, m.meta)
+    if m.cfg is not None and tuple(m.cfg["data"]["image_size"]) != tuple(hw):
+        ph, pw = m.cfg["data"]["image_size"]
         # The profile picks the target and the bench settings; the model's own graph fixes its input size.
-        log(f"note: {path.name} takes 3x{hw[0]}x{hw[1]} input (profile {cfg['profile']['name']} trains at {ph}x{pw}); timing it at its own size")
-    task = create_task(meta["task"], **json.loads(meta.get("task_args", "{}") or "{}"))
-    ref_eval = json.loads(meta.get("reference_eval", "{}") or "{}")
-    data = data or ref_eval.get("data", "synthetic")
-    data_format = data_format or ref_eval.get("data_format", "auto")
+        log(f"note: {m.path.name} takes 3x{hw[0]}x{hw[1]} input (profile {m.cfg['profile']['name']} trains at {ph}x{pw}); "
+            "timing it at its own size")
+    task = create_task(m.meta["task"], **json.loads(m.meta.get("task_args", "{}") or "{}"))
+    ref_eval = json.loads(m.meta.get("reference_eval", "{}") or "{}")
+    data = s.data or ref_eval.get("data", "synthetic")
+    data_format = s.data_format or ref_eval.get("data_format", "auto")
     seed = int(ref_eval.get("seed", 0))
     direction = ref_eval.get("direction", "AtoB")
-    sample = _sample_input(task, data, data_format, hw, seed, direction, accuracy_check, log)
-    x1 = normalise(task.input_image(sample))[None].astype(np.float32)
-    results = {"model": str(path), "kind": kind, "precision": _precision(meta, path), "task": task.name, "input": [3, *hw],
+    sample = _sample_input(task, data, data_format, hw, seed, direction, s.accuracy_check, log)
+    results = {"model": str(m.path), "kind": m.kind, "precision": _precision(m.meta, m.path), "task": task.name, "input": [3, *hw],
                "_eval": {"task": task, "data": data, "data_format": data_format, "seed": seed, "hw": hw, "direction": direction,
-                         "n": int(ref_eval.get("n", 64))}}
-    return results, x1, lambda: normalise(task.input_image(sample))
+                         "n": int(ref_eval.get("n", 64)), "val_size": s.val_size}}
+    return results, input_batch(task, [sample]), lambda: model_input(task, sample)
 
 
 def _precision(meta: dict, path: Path) -> str:
@@ -346,18 +261,6 @@ def _precision(meta: dict, path: Path) -> str:
         if f".{p}." in name:
             return p
     return meta.get("precision", "fp32")
-
-
-def _accuracy_vs_reference(runner, kind, meta, ev, show_progress) -> dict:
-    task = ev["task"]
-    acc = accuracy(runner, task, ev["data"], ev["data_format"], ev["val_size"] or ev["n"], ev["seed"], ev["hw"],
-                   runner.accuracy_batch, show_progress, ev["direction"])
-    ref = json.loads(meta.get("reference_metrics", "{}") or "{}")
-    acc["reference_fp32"] = ref
-    acc["primary_metric"] = task.primary_metric
-    if task.primary_metric in ref:
-        acc["delta_vs_reference"] = acc["metrics"][task.primary_metric] - ref[task.primary_metric]
-    return acc
 
 
 def _notes(r: dict, meta: dict, tgt: dict | None) -> list[str]:

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..data.transforms import MEAN, STD, normalise
+from ..data.transforms import MEAN, STD
 from ..errors import EdgekdError
 from ..fileio import atomic_write_bytes, load_checkpoint
+from .job import write_report
 
 
 def resolve_run(path) -> tuple[Path, Path]:
@@ -45,16 +46,11 @@ def load_student(ckpt_path: Path):
 
 
 def validation_batch(cfg: dict, task, n: int, split: str = "val") -> tuple[np.ndarray, list]:
-    """``n`` preprocessed inputs (N, 3, H, W) and their samples from the run's own data."""
-    from ..data import open_dataset
-    from ..data.transforms import resize_sample
+    """``n`` preprocessed inputs (N, 3, H, W) and their samples from the run's own data (bench/evaluate.py)."""
+    from ..bench.evaluate import input_batch, run_samples
 
-    size = cfg["data"]["image_size"]
-    ds = open_dataset(cfg["data"]["data"], split, size, min(n, cfg["train"]["val_size"]) if split == "val" else n,
-                      cfg["data"]["seed"], cfg["data"]["data_format"], task=task.name, direction=cfg["data"]["direction"])
-    samples = [resize_sample(ds[i], *size) for i in range(min(n, len(ds)))]
-    x = np.stack([normalise(task.input_image(s)) for s in samples]).astype(np.float32)
-    return x, samples
+    samples = list(run_samples(cfg, task, n, split))
+    return input_batch(task, samples), samples
 
 
 def _onnx_bytes(model, size, opset: int, half: bool = False) -> bytes:
@@ -150,70 +146,98 @@ def parity(session, model, x: np.ndarray, atol: float, rtol: float) -> dict:
     }
 
 
-def export_onnx(run, out=None, opset=None, precision="fp32", atol=1e-3, rtol=1e-3, parity_size=8, log=print,
-                loaded=None, parity_inputs=None) -> dict:
-    """Export a run's student to ONNX (fp32, or fp16 body with fp32 I/O) and check it.
-
-    ``loaded`` = :func:`load_student`'s result and ``parity_inputs`` = :func:`validation_batch`'s
-    inputs let a caller that exports several precisions read the checkpoint and render the data once.
-    """
+def onnx_graph(job, precision: str, opset: int) -> bytes:
+    """The student as a checked ONNX graph with its metadata (fp16: an fp16 body with fp32 I/O)."""
     import copy
 
     import onnx
 
-    ckpt_path, run_dir = resolve_run(run)
-    model, task, cfg, ckpt = loaded or load_student(ckpt_path)
-    model = copy.deepcopy(model)  # the fp16 export converts it in place
-    opset = opset or cfg["export"]["opset"]
-    size = cfg["data"]["image_size"]
-    name = {"fp32": "model.onnx", "fp16": "model.fp16.onnx"}[precision]
-    out = Path(out) if out else run_dir / name
+    model = copy.deepcopy(job.model)  # the fp16 export converts it in place
     try:
-        data = _onnx_bytes(model, size, opset, half=precision == "fp16")
+        data = _onnx_bytes(model, job.cfg["data"]["image_size"], opset, half=precision == "fp16")
     except Exception as e:  # the exporter's own failure, stated plainly
-        raise EdgekdError(f"ONNX export of {cfg['model']['student']} failed at opset {opset}: {str(e).splitlines()[0][:200]}") from None
+        raise EdgekdError(f"ONNX export of {job.cfg['model']['student']} failed at opset {opset}: {str(e).splitlines()[0][:200]}") from None
     proto = onnx.load_from_string(data)
     got_opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     if got_opset != opset:
         raise EdgekdError(f"the exporter wrote opset {got_opset}, not the requested {opset}; pass --opset {got_opset} or upgrade torch")
-    add_metadata(proto, build_metadata(task, cfg, ckpt, precision))
+    add_metadata(proto, build_metadata(job.task, job.cfg, job.ckpt, precision))
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as e:
         raise EdgekdError(f"the exported graph fails onnx.checker: {str(e).splitlines()[0][:200]}") from None
-    data = proto.SerializeToString()
-    x = parity_inputs if parity_inputs is not None else validation_batch(cfg, task, parity_size)[0]
-    report = {"onnx": str(out), "checkpoint": str(ckpt_path), "opset": opset, "precision": precision,
+    return proto.SerializeToString()
+
+
+def reference(model, precision: str, atol: float, rtol: float):
+    """The PyTorch model an exported graph is compared with, and the tolerances (fp16 arithmetic: at least 0.02)."""
+    if precision != "fp16":
+        return model, atol, rtol
+    import copy
+
+    half = copy.deepcopy(model).half()
+
+    def fp16_body(t):  # the same fp16 body with fp32 I/O, as exported
+        return half(t.half()).float()
+
+    return fp16_body, max(atol, 2e-2), max(rtol, 2e-2)
+
+
+def keep_if_passed(out: Path, data: bytes, passed: bool) -> Path:
+    """Only a graph that passed replaces the model; a failing one is kept beside it for inspection
+    (the caller exits non-zero), so a bad export never destroys a good model."""
+    failed = failed_name(out)
+    if passed:
+        atomic_write_bytes(out, data)
+        failed.unlink(missing_ok=True)  # an earlier failed attempt is superseded
+        return out
+    atomic_write_bytes(failed, data)
+    return failed
+
+
+def export_onnx(job, precision: str = "fp32", out=None) -> dict:
+    """Export the job's student to ONNX (fp32, or fp16 body with fp32 I/O), check it against PyTorch, keep it if it passed."""
+    opset = job.options.opset or job.cfg["export"]["opset"]
+    size = job.cfg["data"]["image_size"]
+    out = Path(out) if out else job.run_dir / {"fp32": "model.onnx", "fp16": "model.fp16.onnx"}[precision]
+    data = onnx_graph(job, precision, opset)
+    x = job.parity_inputs
+    report = {"onnx": str(out), "checkpoint": str(job.ckpt_path), "opset": opset, "precision": precision,
               "bytes": len(data), "input_shape": [-1, 3, *size]}
-    if precision == "fp16":
-        model = model.half()
-
-        class _Ref:  # the same fp16 body with fp32 I/O, as exported
-            def __call__(self, t):
-                return model(t.half()).float()
-
-        ref_model = _Ref()
-        atol, rtol = max(atol, 2e-2), max(rtol, 2e-2)
-    else:
-        ref_model = model
+    ref_model, atol, rtol = reference(job.model, precision, job.options.atol, job.options.rtol)
     try:
         sess = ort_session(data)
     except Exception as e:
         raise EdgekdError(f"ONNX Runtime cannot load the exported graph: {str(e).splitlines()[0][:200]}") from None
     report["parity"] = p = parity(sess, ref_model, x, atol, rtol)
-    # Only a graph that passed replaces the model; a failing one is kept beside it for inspection
-    # (the caller exits non-zero), so a bad export never destroys a good model.
-    failed = failed_name(out)
-    if p["pass"]:
-        atomic_write_bytes(out, data)
-        failed.unlink(missing_ok=True)  # an earlier failed attempt is superseded
-    else:
-        atomic_write_bytes(failed, data)
-        report["onnx"] = str(failed)
-    log(f"wrote {report['onnx']} ({len(data) / 1e6:.1f} MB, opset {opset}, input 1x3x{size[0]}x{size[1]}, dynamic batch); "
-        f"parity on {p['images']} validation images: max abs err {p['max_abs_err']:.2e}, max rel err {p['max_rel_err']:.2e} "
-        f"-> {'ok' if p['pass'] else f'FAIL ({out.name} left as it was)'}")
+    report["onnx"] = str(keep_if_passed(out, data, p["pass"]))
+    job.log(f"wrote {report['onnx']} ({len(data) / 1e6:.1f} MB, opset {opset}, input 1x3x{size[0]}x{size[1]}, dynamic batch); "
+            f"parity on {p['images']} validation images: max abs err {p['max_abs_err']:.2e}, max rel err {p['max_rel_err']:.2e} "
+            f"-> {'ok' if p['pass'] else f'FAIL ({out.name} left as it was)'}")
     return report
+
+
+def export_fp32(job) -> Path:
+    """model.onnx, checked against PyTorch; a failing graph stops the export (nothing is built from it)."""
+    rec = job.add("fp32", export_onnx(job, "fp32"))
+    if not rec["parity"]["pass"]:
+        # Nothing is built from a graph that failed: model.onnx may be an older, good export.
+        write_report(job)
+        p, o = rec["parity"], job.options
+        raise EdgekdError(f"fp32 parity error {p['max_abs_err']:.2e} exceeds atol {o.atol}/rtol {o.rtol}; {job.run_dir / 'model.onnx'} left "
+                          f"as it was, the failing graph kept in {rec['onnx']}")
+    return Path(rec["onnx"])
+
+
+def export_fp16(job) -> Path:
+    """The fp16 precision step: model.fp16.onnx, checked against the fp16 PyTorch body."""
+    rec = job.add("fp16", export_onnx(job, "fp16"))
+    p16, o = rec["parity"], job.options
+    job.log(f"fp16 parity tolerance: atol {p16['atol']:g}, rtol {p16['rtol']:g} (fp16 arithmetic; at least 0.02, fp32 is held to "
+            f"{o.atol:g}/{o.rtol:g})")
+    if not p16["pass"]:
+        job.failures.append(f"fp16 parity error {p16['max_abs_err']:.2e} exceeds atol {p16['atol']:g}/rtol {p16['rtol']:g}")
+    return Path(rec["onnx"])
 
 
 def failed_name(path: Path) -> Path:

@@ -1,0 +1,79 @@
+"""The registries of export formats (``--format``) and precisions (``--precision``), in timm's manner.
+
+``edgekd export`` always writes the fp32 ONNX file first and checks it against PyTorch.  A *precision*
+is the step that then makes the file the target runs (fp16 ONNX, INT8 QDQ ONNX); a *format* is the
+step that turns that file into what the device loads (nothing more for ONNX, an engine for TensorRT).
+Steps are named as ``"module:function"`` and imported only when run, so this module (read by the CLI's
+``--help`` and by the profile schema) imports neither torch nor numpy.
+
+* a precision step is called with the :class:`~edgekd.export.job.ExportJob` and returns the ONNX file
+  it made (the source of a later format step), after adding its record (and any failed check) to the job;
+* a format step is called with the job and that source file, and adds its own record.
+
+Adding one = one new module with its step function + one ``register_*`` line below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import EdgekdError
+
+
+@dataclass(frozen=True)
+class ExportStep:
+    """A registered format or precision: its name, a one-line summary, and its step (None: nothing to do)."""
+
+    name: str
+    summary: str
+    step: str | None = None  # "package.module:function"
+
+    def resolve(self) -> Callable | None:
+        if self.step is None:
+            return None
+        mod, fn = self.step.split(":")
+        return getattr(importlib.import_module(mod), fn)
+
+
+_FORMATS: dict[str, ExportStep] = {}
+_PRECISIONS: dict[str, ExportStep] = {}
+
+
+def register_format(name: str, summary: str, step: str | None = None) -> ExportStep:
+    _FORMATS[name] = ExportStep(name, summary, step)
+    return _FORMATS[name]
+
+
+def register_precision(name: str, summary: str, step: str | None = None) -> ExportStep:
+    _PRECISIONS[name] = ExportStep(name, summary, step)
+    return _PRECISIONS[name]
+
+
+def list_formats() -> list[str]:
+    return list(_FORMATS)
+
+
+def list_precisions() -> list[str]:
+    return list(_PRECISIONS)
+
+
+def create_format(name: str) -> ExportStep:
+    if name not in _FORMATS:
+        raise EdgekdError(f"unknown export format {name!r}; use one of: {', '.join(_FORMATS)}")
+    return _FORMATS[name]
+
+
+def create_precision(name: str) -> ExportStep:
+    if name not in _PRECISIONS:
+        raise EdgekdError(f"unknown precision {name!r}; use one of: {', '.join(_PRECISIONS)}")
+    return _PRECISIONS[name]
+
+
+register_precision("fp32", "model.onnx, the graph every other artefact is made from (always written)")
+register_precision("fp16", "model.fp16.onnx: fp16 body, fp32 input and output", "edgekd.export.onnx_export:export_fp16")
+register_precision("int8", "model.int8.onnx: QDQ, calibrated on training images, judged on validation", "edgekd.export.quantize:export_int8")
+
+register_format("onnx", "the ONNX files alone (ONNX Runtime, OpenVINO, TensorRT's trtexec)")
+register_format("tensorrt", "model.<precision>.engine built here with TensorRT's Python API", "edgekd.export.tensorrt_build:export_engine")

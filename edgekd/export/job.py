@@ -1,0 +1,106 @@
+"""One export: the options, the checkpoint loaded once, and the records of what was written.
+
+The steps of ``edgekd export`` (onnx_export.py, quantize.py, tensorrt_build.py) take an
+:class:`ExportJob` and add their records to it; pipeline.py runs them in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import EdgekdError
+from ..fileio import atomic_write_json
+
+# The TorchScript exporter writes 7..23 here, but before opset 11 ONNX resizes images differently from
+# PyTorch (parity fails: max abs err 0.07 at opset 9/10 on a depth student) and ONNX Runtime's per-channel
+# INT8 quantization needs 13; the profile schema allows the same range.
+OPSETS = (13, 23)
+
+
+@dataclass
+class ExportOptions:
+    """The checks' and builders' settings (``edgekd export --help`` says what each does)."""
+
+    opset: int | None = None  # None: the run's profile's
+    atol: float = 1e-3
+    rtol: float = 1e-3
+    parity_size: int = 8
+    calib_size: int = 64
+    calib_method: str = "percentile"
+    max_drop: float = 0.01
+    eval_size: int | None = None  # None: the run's val size
+    max_batch: int = 8
+
+    def check(self) -> None:
+        """Refuse what cannot be exported with, before the checkpoint is read."""
+        if self.opset is not None and not OPSETS[0] <= self.opset <= OPSETS[1]:
+            raise EdgekdError(f"--opset {self.opset} is not supported: use {OPSETS[0]} to {OPSETS[1]} (older opsets resize images unlike "
+                              "PyTorch and cannot hold per-channel INT8)")
+        for name, value in (("--parity-size", self.parity_size), ("--calib-size", self.calib_size), ("--max-batch", self.max_batch),
+                            ("--eval-size", self.eval_size)):
+            if value is not None and value < 1:
+                raise EdgekdError(f"{name} {value}: use at least 1")
+
+
+@dataclass
+class ExportJob:
+    """A loaded checkpoint and what its export has written so far."""
+
+    ckpt_path: Path
+    run_dir: Path  # where the artefacts and export.json go
+    model: Any  # the student in eval mode (torch)
+    task: Any
+    cfg: dict
+    ckpt: dict
+    options: ExportOptions = field(default_factory=ExportOptions)
+    log: Callable[[str], Any] = print
+    report: dict = field(default_factory=dict)  # this invocation's report (export.json's top level)
+    artefacts: dict = field(default_factory=dict)  # file name -> record, for export.json's "artefacts"
+    failures: list = field(default_factory=list)  # failed checks, one clause each
+    _parity_inputs: Any = None
+
+    @property
+    def parity_inputs(self):
+        """The validation images every ONNX file is checked against PyTorch on (rendered once)."""
+        if self._parity_inputs is None:
+            from .onnx_export import validation_batch
+
+            self._parity_inputs = validation_batch(self.cfg, self.task, self.options.parity_size)[0]
+        return self._parity_inputs
+
+    @property
+    def fp32_path(self) -> Path:
+        return Path(self.report["fp32"]["onnx"])
+
+    def add(self, key: str, record: dict, file_key: str = "onnx") -> dict:
+        """Keep ``record`` as this report's ``key`` and as the record of the file it names."""
+        self.report[key] = record
+        source = {"checkpoint": str(self.ckpt_path), "checkpoint_step": self.ckpt.get("step")}
+        self.artefacts[Path(record[file_key]).name] = {**record, **source}
+        return record
+
+
+def load_job(run, options: ExportOptions, expect_task: str | None = None, log=print) -> ExportJob:
+    """Read the checkpoint of ``run`` (a run directory or a .pt file) once, for every step."""
+    from .onnx_export import load_student, resolve_run
+
+    ckpt_path, run_dir = resolve_run(run)
+    model, task, cfg, ckpt = load_student(ckpt_path)
+    if expect_task and task.name != expect_task:
+        raise EdgekdError(f"{ckpt_path} was trained for {task.name}, not {expect_task}; export a {expect_task} run or drop --task")
+    return ExportJob(ckpt_path, run_dir, model, task, cfg, ckpt, options, log)
+
+
+def write_report(job: ExportJob) -> None:
+    """export.json: this invocation's report, plus one record per artefact still on disk (earlier invocations' kept)."""
+    import json
+
+    path = job.run_dir / "export.json"
+    try:
+        old = json.loads(path.read_text()).get("artefacts") or {} if path.exists() else {}
+    except (OSError, ValueError, AttributeError):
+        old = {}  # an unreadable record is replaced, not trusted
+    kept = {name: rec for name, rec in old.items() if (job.run_dir / name).exists() and name not in job.artefacts}
+    atomic_write_json(path, {**job.report, "artefacts": {**kept, **job.artefacts}})

@@ -1,0 +1,43 @@
+"""``edgekd export`` in order: load once, fp32 ONNX, the precision's step, the format's step, export.json.
+
+Each artefact replaces its file only after its check passed (a failing one is kept as
+``*.failed.onnx``); export.json keeps one record per artefact in ``artefacts`` across invocations,
+and this invocation's report at the top level.
+"""
+
+from __future__ import annotations
+
+from ..errors import EdgekdError
+from .formats import create_format, create_precision
+from .job import ExportJob, ExportOptions, load_job, write_report
+
+
+def run_export(run, fmt=None, precision=None, opset=None, atol=1e-3, rtol=1e-3, parity_size=8, calib_size=64,
+               calib_method="percentile", max_drop=0.01, eval_size=None, max_batch=8, expect_task=None, log=print) -> dict:
+    """Export ``run`` (a run directory or checkpoint) and return the report (also written as export.json).
+
+    ``fmt`` and ``precision`` default to the run's profile's (``export.format``, ``export.precision``).
+    """
+    options = ExportOptions(opset, atol, rtol, parity_size, calib_size, calib_method, max_drop, eval_size, max_batch)
+    options.check()
+    return export(load_job(run, options, expect_task, log), fmt, precision)
+
+
+def export(job: ExportJob, fmt: str | None = None, precision: str | None = None) -> dict:
+    """Run the steps of ``fmt`` and ``precision`` (registered in formats.py) on a loaded job."""
+    from .onnx_export import export_fp32
+
+    fmt = fmt or job.cfg["export"].get("format", "onnx")
+    precision = precision or job.cfg["export"]["precision"]
+    format_step, precision_step = create_format(fmt).resolve(), create_precision(precision).resolve()
+    job.report.update(run=str(job.run_dir), format=fmt, precision=precision)
+    source = export_fp32(job)  # raises (after writing export.json) when the fp32 graph fails: nothing is built from it
+    if precision_step is not None:
+        source = precision_step(job)
+    if format_step is not None and not job.failures:
+        write_report(job)  # the ONNX part is done whatever the format's builder says
+        format_step(job, source)
+    write_report(job)
+    if job.failures:
+        raise EdgekdError("; ".join(job.failures) + f" (the checked files are left as they were; failing ones kept as *.failed.* in {job.run_dir})")
+    return job.report
