@@ -49,7 +49,7 @@ def _parse_size(text: str, where: str) -> tuple[int, int]:
 
 def parse_candidates(text: str, size, precisions) -> list[Candidate]:
     """``name[@HxW][@precision],...``; a missing size is the profile's, a missing precision each runnable one."""
-    from .models.timm_names import check_timm_name
+    from .models.timm_factory import check_timm_name
 
     out = []
     for item in (t.strip() for t in text.split(",")):

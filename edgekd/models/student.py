@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import EdgekdError
-from .timm_names import create_timm
+from .timm_factory import create_timm
 
 
 def _conv_bn_relu(cin, cout):

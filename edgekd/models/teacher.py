@@ -89,7 +89,7 @@ def _resolve_weights(name: str, weights: str) -> str:
 
 
 def _timm_teacher(name: str, weights: str | None, kind: str, norm: str | None = None, tap: str = "norm") -> FrozenTeacher:
-    from .timm_names import create_timm
+    from .timm_factory import create_timm
 
     weights = _resolve_weights(name, weights) if weights else None  # before building: a missing package fails fast
     model = create_timm(name, "teacher")
@@ -116,7 +116,7 @@ def build_timm(req) -> FrozenTeacher:
     spec = req.spec
     if not timm.is_model(spec):
         from .teacher_kinds import teacher_kinds_help
-        from .timm_names import check_timm_name
+        from .timm_factory import check_timm_name
 
         try:
             check_timm_name(spec, "teacher")

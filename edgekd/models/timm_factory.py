@@ -1,4 +1,4 @@
-"""Checking timm model names with a clear error (nothing is ever downloaded)."""
+"""The timm model factory: random-weight models by name, checked with a clear error (nothing is ever downloaded)."""
 
 from __future__ import annotations
 
