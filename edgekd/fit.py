@@ -113,7 +113,7 @@ def candidate_config(cfg: dict, cand: Candidate) -> dict:
 def _task_for(cfg: dict):
     from .data import open_dataset
     from .tasks import create_task
-    from .train.loop import task_args_for
+    from .train.build import task_args_for
 
     d = cfg["data"]
     src = open_dataset(d["data"], "train", d["image_size"], 4, d["seed"], d["data_format"], task=cfg["model"]["task"], direction=d["direction"])

@@ -57,7 +57,7 @@ def test_nyu_splits_mat(nyu_mat):
 
 def test_eigen_crop_follows_the_training_resolution():
     from edgekd.data.formats.nyu_mat import EIGEN_CROP
-    from edgekd.train.loop import task_args_for
+    from edgekd.train.build import task_args_for
 
     class Src:
         eval_crop_fraction = (EIGEN_CROP[0] / 480, EIGEN_CROP[1] / 480, EIGEN_CROP[2] / 640, EIGEN_CROP[3] / 640)

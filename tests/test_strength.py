@@ -173,7 +173,7 @@ def test_teacher_cache_gives_identical_losses_and_hits(tmp_path):
 
     plain_view = TaskDataset(cached.train_src, cached.task, (64, 64))  # no flip, no jitter: key 2 * i
     keys = [k for k in sorted(cached.teacher_cache.store) if k % 2 == 0][:4]
-    direct = cached._teacher_features(torch.stack([plain_view[k // 2][0] for k in keys]))
+    direct = cached.teacher_features.compute(torch.stack([plain_view[k // 2][0] for k in keys]))
     stored = torch.stack([cached.teacher_cache.store[k] for k in keys])
     torch.testing.assert_close(stored, direct, rtol=1e-4, atol=1e-5)
     # 8 scenes x 2 flips = at most 16 keys; epoch 2 (and the probes) hit what epoch 1 computed

@@ -1,4 +1,4 @@
-"""Faster training steps (``--compile``).
+"""Faster training steps (``--compile``), each wrapping the one :func:`edgekd.train.step.train_step`.
 
 * ``graph``: the whole step (teacher forward, student forward and backward,
   fused AdamW) captured once as a CUDA graph and replayed: the step is
@@ -11,75 +11,70 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from dataclasses import replace
+from functools import partial
 
 import torch
 
 from ..errors import EdgekdError
+from .step import StepParts, train_step
 
 
-def compiled_step(trainer, mode: str):
+def compiled_step(parts: StepParts, mode: str, device: torch.device, distributed: bool):
+    """The step function for ``--compile MODE`` (not ``off``): ``step(x, y, xt=None, keys=None)``."""
     if mode == "graph":
-        return _GraphStep(trainer)
+        return GraphStep(parts, device, distributed)
     torch_mode = None if mode == "inductor" else mode
-    trainer.ddp_model = torch.compile(trainer.ddp_model, mode=torch_mode)
-    return trainer._eager_step
+    return partial(train_step, replace(parts, model=torch.compile(parts.model, mode=torch_mode)))
 
 
-class _GraphStep:
-    """Capture ``trainer``'s step on the first call (after warm-up steps on a side stream), replay after."""
+class GraphStep:
+    """Capture the step on the first call (after warm-up steps on a side stream), replay after."""
 
     warmup = 3
 
-    def __init__(self, trainer):
-        if trainer.device.type != "cuda":
+    def __init__(self, parts: StepParts, device: torch.device, distributed: bool):
+        if device.type != "cuda":
             raise EdgekdError("--compile graph captures CUDA graphs and needs a GPU; use --compile inductor on CPU or drop --compile")
-        if trainer.dist.enabled:
+        if distributed:
             raise EdgekdError("--compile graph is single-process; with torchrun use --compile off or inductor")
-        self.t = trainer
-        opt = trainer.optimizer
-        # Rebuild the optimiser as capturable with a tensor learning rate the scheduler can fill in place.
+        self.parts = parts
+        # Make the optimiser capturable, with a tensor learning rate the scheduler can fill in place.
         self.lr = []
-        for g in opt.param_groups:
-            g["lr"] = torch.tensor(float(g["lr"]), device=trainer.device)
+        for g in parts.optimizer.param_groups:
+            g["lr"] = torch.tensor(float(g["lr"]), device=device)
             g["capturable"] = True
             self.lr.append(g["lr"])
         self.graph = None
 
     def _sync_lr(self):
         # Older schedulers assign a float instead of filling the tensor; the graph reads only the tensor.
-        for g, t in zip(self.t.optimizer.param_groups, self.lr):
+        for g, t in zip(self.parts.optimizer.param_groups, self.lr):
             if g["lr"] is not t:
                 t.fill_(float(g["lr"]))
                 g["lr"] = t
 
-    def _fwd_bwd(self, x, y, xt):
-        t = self.t
-        zt = t._teacher_async(xt)
-        # cache_enabled=False: autocast's weight-cast cache must not outlive a graph capture.
-        with torch.autocast("cuda", dtype=t.amp_dtype, cache_enabled=False) if t.amp_dtype else nullcontext():
-            total, losses = t.ddp_model(x, y, zt)
-        total.backward()
-        t.optimizer.step()
-        return total.detach(), {k: v.detach() for k, v in losses.items()}
+    def _step(self):
+        """The step on the static input tensors (gradients zeroed in place, no autocast cache)."""
+        return train_step(self.parts, self.x, self.y, self.xt, grads_to_none=False, autocast_cache=False)
+
+    def _capture(self, x, y, xt):
+        self.x, self.y, self.xt = x.clone(), y.clone(), xt.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(self.warmup):  # real steps on the first batch, which also builds lazy state
+                self._step()
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        self.parts.optimizer.zero_grad(set_to_none=False)
+        with torch.cuda.graph(self.graph):
+            self.out = self._step()
 
     def __call__(self, x, y, xt=None, keys=None):
-        t = self.t
         xt = x if xt is None else xt  # the teacher's view (no colour jitter); no cache inside a graph
         if self.graph is None:
-            self.x, self.y, self.xt = x.clone(), y.clone(), xt.clone()
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(self.warmup):  # real steps on the first batch, which also builds lazy state
-                    t.optimizer.zero_grad(set_to_none=False)
-                    self._fwd_bwd(self.x, self.y, self.xt)
-            torch.cuda.current_stream().wait_stream(side)
-            self.graph = torch.cuda.CUDAGraph()
-            t.optimizer.zero_grad(set_to_none=False)
-            with torch.cuda.graph(self.graph):
-                t.optimizer.zero_grad(set_to_none=False)
-                self.out = self._fwd_bwd(self.x, self.y, self.xt)
+            self._capture(x, y, xt)
         if x.shape != self.x.shape:
             raise EdgekdError(f"--compile graph needs every batch of shape {tuple(self.x.shape)}; got {tuple(x.shape)}")
         self._sync_lr()

@@ -3,7 +3,8 @@
 ``L_total = L_task + w * L_distill + w_s * L_spectral`` (DESIGN.md §1).  The
 run directory receives the resolved config, ``metrics.jsonl`` (one line per
 epoch), ``steps.jsonl`` (losses per step), ``spectrum.jsonl`` (singular values
-of the projector per epoch), ``last.pt`` and ``best.pt``.
+of the projector per epoch), ``last.pt`` and ``best.pt``.  The parts of a run are
+built in :mod:`edgekd.train.build`; one step is :func:`edgekd.train.step.train_step`.
 """
 
 from __future__ import annotations
@@ -12,59 +13,21 @@ import math
 import os
 import sys
 import time
-from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import DivergenceError, EdgekdError
+from ..errors import DivergenceError
 from ..fileio import append_jsonl, atomic_write_json
+from . import build
 from . import checkpoint as ckpt_io
-from .data import EpochSampler, TaskDataset, make_train_loader, make_val_loader
-from .distributed import DistInfo, cleanup, init_distributed
-from .model import DistillModel
-
-
-class PendingFeatures:
-    """Teacher features being computed on another CUDA stream; ``get()`` makes the caller's stream wait."""
-
-    def __init__(self, tensor, stream):
-        self.tensor, self.stream = tensor, stream
-
-    def get(self):
-        cur = torch.cuda.current_stream(self.tensor.device)
-        cur.wait_stream(self.stream)
-        if not torch.cuda.is_current_stream_capturing():
-            self.tensor.record_stream(cur)  # the caching allocator must not reuse it while the main stream reads it
-        return self.tensor
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise EdgekdError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def task_args_for(cfg: dict, train_source) -> dict:
-    """Arguments that rebuild the task later (class count and names, depth range, eval crop): the task says which."""
-    from ..tasks import task_class
-
-    return task_class(cfg["model"]["task"]).args_from_source(train_source, cfg)
-
-
-def lr_lambda(warmup: int, total: int):
-    """Linear warm-up, then cosine decay to 1% (as a function of the optimiser step)."""
-
-    def f(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        p = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * p))
-
-    return f
+from .calibrate import calibrate, calibration_batches, report_diagnostics, strength_record, term_norms
+from .data import make_train_loader, make_val_loader
+from .distributed import cleanup
+from .run_dir import check_run_dir, prepare_run_dir
+from .step import StepParts, TeacherFeatures, mixed_precision, train_step
 
 
 @torch.no_grad()
@@ -73,185 +36,72 @@ def evaluate(model, task, loader, device, amp_dtype=None) -> dict:
     was_training = model.training
     model.eval()
     acc = task.metrics()
-    autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else nullcontext()
     for x, y in loader:
         x = x.to(device, non_blocking=True)
-        with autocast:
+        with mixed_precision(amp_dtype):
             out = model(x)
         acc.update(out.float().cpu().numpy(), y.numpy())
     model.train(was_training)
     return acc.compute()
 
 
+def _silent(*args, **kwargs):
+    pass
+
+
 class Trainer:
     """Builds everything from a resolved config and runs (or resumes) one training run."""
 
     def __init__(self, cfg: dict, out_dir, resume: bool = False, overwrite: bool = False, progress: bool = True):
-        from ..data import open_dataset
-        from ..distill import Distiller, SpectralRegulariser
-        from ..models import create_student, create_teacher
         from ..tasks import create_task
 
         self.cfg, self.out = cfg, Path(out_dir)
-        tc, dc = cfg["train"], cfg["distill"]
-        self.device = pick_device(tc["device"])
-        self.dist: DistInfo = init_distributed(self.device.type)
-        if self.device.type == "cuda" and self.dist.enabled:
-            self.device = torch.device("cuda", self.dist.local_rank)
+        tc = cfg["train"]
+        self.device, self.dist = build.setup_device(tc["device"])
         self.progress = progress and self.dist.is_main
-        self._check_run_dir(resume, overwrite)
+        self.log = print if self.dist.is_main and progress else _silent
+        check_run_dir(self.out, resume, overwrite, self.dist.is_main)
+        self._resuming, self._overwrite = resume, overwrite
 
         torch.manual_seed(tc["seed"])  # identical initial weights on every rank
-        size = cfg["data"]["image_size"]
-        data, fmt = cfg["data"]["data"], cfg["data"]["data_format"]
-        # The data's seed is its own: seeds of a comparison vary the initialisation and order, not the scenes.
-        dseed = cfg["data"]["seed"]
-        kw = {"task": cfg["model"]["task"], "direction": cfg["data"]["direction"]}
-        self.train_src = open_dataset(data, "train", size, tc["train_size"], dseed, fmt, **kw)
-        self.val_src = open_dataset(data, "val", size, tc["val_size"], dseed, fmt, **kw)
-        for name, src in (("training", self.train_src), ("validation", self.val_src)):
-            if len(src) == 0:
-                raise EdgekdError(f"the {name} split of {data} is empty; check the data path or --train-size/--val-size")
-            if hasattr(src, "prerender"):  # finite synthetic sets: render once, shared by loader workers
-                t0, procs = time.monotonic(), max(tc["workers"], os.cpu_count() or 1)
-                if self.progress:  # minutes for a full set on a CPU: never silently
-                    print(f"rendering {len(src)} {name} scenes at {size[0]}x{size[1]} ({procs} processes)...", flush=True)
-                src.prerender(procs)
-                if self.progress and time.monotonic() - t0 > 2:
-                    print(f"  rendered in {time.monotonic() - t0:.0f} s", flush=True)
-        self.task_args = task_args_for(cfg, self.train_src)
+        self.train_src, self.val_src = build.open_sources(cfg, self.progress)
+        self.task_args = build.task_args_for(cfg, self.train_src)
         self.task = create_task(cfg["model"]["task"], **self.task_args)
+        self.model, self.teacher = build.build_model(cfg, self.task, self.log)
+        placement = build.place_on_device(self.model, self.teacher, self.device)
+        self.amp_dtype, self.memory_format = placement.amp_dtype, placement.memory_format
+        self.optimizer = build.build_optimizer(self.model, cfg, self.device)
+        ds = build.build_datasets(cfg, self.train_src, self.val_src, self.task, teacher_view=self.teacher is not None)
+        self.train_ds, self.val_ds, self.train_eval_ds = ds.train, ds.val, ds.train_eval
+        self.teacher_cache = build.make_teacher_cache(self.teacher, cfg["distill"]["cache_teacher"], cfg["model"]["compile"],
+                                                      self.dist.enabled, self.train_ds)
+        self.teacher_features = TeacherFeatures(self.teacher, self.device, placement.teacher_dtype, self.teacher_cache)
+        sched = build.build_schedule(cfg, len(self.train_ds), self.dist, self.optimizer)
+        self.sampler, self.steps_per_epoch, self.total_steps = sched.sampler, sched.steps_per_epoch, sched.total_steps
+        self.warmup_steps, self.warmup_note, self.scheduler = sched.warmup_steps, sched.warmup_note, sched.scheduler
+        self.model, self.ddp_model = build.wrap_distributed(self.model, self.dist, self.device)
+        self.step_fn = self._make_step_fn(cfg["model"]["compile"])
 
-        self.log = print if self.dist.is_main and progress else (lambda *a, **k: None)
-        student = create_student(cfg, self.task, log=self.log)
-        self.teacher = create_teacher(dc["teacher"], dc["teacher_arch"], dc["teacher_weights"] or None,
-                                      dc.get("teacher_layer") or None, dc.get("teacher_norm") or None, student.stride,
-                                      tap=dc["teacher_tap"])
-        distiller = None
-        if self.teacher is not None:
-            distiller = Distiller(dc["method"], dc["projection"], student.feature_channels, self.teacher.channels, dc["normalize"])
-        if dc["spectral"] >= student.feature_channels:
-            raise EdgekdError(f"--spectral {dc['spectral']} keeps all {student.feature_channels} channels of {cfg['model']['student']}: "
-                              f"nothing is suppressed; use a rank below {student.feature_channels} (the paper uses 2 to 8)")
-        spectral = None
-        if dc["spectral"] > 0:
-            spectral = SpectralRegulariser(dc["spectral"], dc["spectral_iters"], reduction="elements",
-                                           norm=dc["spectral_norm"], scope=dc["spectral_scope"])
-        # "auto" weights are set from gradient norms before the first step (train/strength.py).
-        numeric = lambda w: 0.0 if w == "auto" else w  # noqa: E731
-        self.model = DistillModel(student, self.task, distiller, spectral, numeric(dc["weight"]), numeric(dc["spectral_weight"]))
-
-        cuda = self.device.type == "cuda"
-        self.amp_dtype = torch.bfloat16 if cuda else None
-        mem = torch.channels_last if cuda else torch.contiguous_format
-        self.model.to(self.device, memory_format=mem)
-        # The teacher only runs forward: bf16 weights on GPU halve its cost (DESIGN.md §1).
-        self._teacher_dtype = torch.bfloat16 if cuda else torch.float32
-        if self.teacher is not None:
-            self.teacher.to(self.device, dtype=self._teacher_dtype, memory_format=mem)
-        self.memory_format = mem
-
-        kw = {"fused": True} if cuda else {}
-        self.optimizer = torch.optim.AdamW(self._param_groups(), lr=tc["lr"], weight_decay=tc["weight_decay"], **kw)
-
-        bs = tc["batch_size"]
-        self.train_ds = TaskDataset(self.train_src, self.task, size, augment_data=tc["augment"], seed=tc["seed"],
-                                    teacher_view=self.teacher is not None)
-        self.val_ds = TaskDataset(self.val_src, self.task, size)
-        # A fixed subset of the training scenes, un-augmented: the train/val gap shows overfitting (issue 11).
-        n_fit = min(tc["train_eval_size"], len(self.train_src))
-        self.train_eval_ds = torch.utils.data.Subset(TaskDataset(self.train_src, self.task, size), range(n_fit)) if n_fit else None
-        self.teacher_cache = self._make_teacher_cache(dc["cache_teacher"], cfg["model"]["compile"])
-        self.sampler = EpochSampler(len(self.train_ds), bs, tc["seed"], self.dist.rank, self.dist.world)
-        self.steps_per_epoch = self.sampler.steps_per_epoch()
-        self.total_steps = tc["epochs"] * self.steps_per_epoch
-        if tc["max_steps"]:
-            self.total_steps = min(self.total_steps, tc["max_steps"])
-        from ..config import effective_warmup
-
-        self.warmup_steps, self.warmup_note = effective_warmup(tc, self.total_steps)  # scaled to short runs
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(self.warmup_steps, self.total_steps))
-
-        self.ddp_model = self.model
-        if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [self.device.index] if cuda else None
-            if cuda:  # per-GPU batches are small for dense tasks: normalise over the global batch
-                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-            self.ddp_model = DDP(self.model, device_ids=ids)
-        self.step_fn = self._eager_step
-        if cfg["model"]["compile"] != "off":
-            from .compile import compiled_step
-
-            self.step_fn = compiled_step(self, cfg["model"]["compile"])
-
-        self._teacher_stream = None
+        # Where the run stands (saved in checkpoints, restored by _resume).
         self.epoch, self.epoch_step, self.step = 0, 0, 0
-        self.best = None
-        self.diagnostics = None
+        self.best, self.last_metrics, self.diagnostics = None, {}, None
+        # This session's bookkeeping (set again by run()).
+        self._epoch_losses: list[dict] = []
+        self._t_run, self._step0 = time.monotonic(), 0  # for the whole-run ETA
+        self._last_save, self._saved_once = time.monotonic(), resume
         if resume:
             self._resume()
 
-    def _param_groups(self) -> list:
-        """Student and projector(s) as separate groups: the projector has its own lr and weight decay
-        (``distill.projector_lr``, 0 = the student's; ``distill.projector_weight_decay``)."""
-        dc, tc = self.cfg["distill"], self.cfg["train"]
-        proj = [p for p in (self.model.distiller.parameters() if self.model.distiller is not None else []) if p.requires_grad]
-        ids = {id(p) for p in proj}
-        rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in ids]
-        groups = [{"params": rest, "name": "student"}]
-        if proj:
-            groups.append({"params": proj, "name": "projector", "lr": dc["projector_lr"] or tc["lr"],
-                           "weight_decay": dc["projector_weight_decay"]})
-        return groups
+    def _make_step_fn(self, compile_mode: str):
+        """``step(x, y, xt=None, keys=None) -> (total, losses)``: :func:`train_step`, eager or compiled."""
+        parts = StepParts(self.ddp_model, self.optimizer, self.teacher_features, self.amp_dtype)
+        if compile_mode == "off":
+            return partial(train_step, parts)
+        from .compile import compiled_step
 
-    def _make_teacher_cache(self, mode: str, compile_mode: str):
-        from .teacher_cache import TeacherCache
+        return compiled_step(parts, compile_mode, self.device, self.dist.enabled)
 
-        if self.teacher is None or mode == "off":
-            return None
-        if self.dist.enabled:  # under torchrun the cached and uncached runs were seen to differ: not yet trusted there
-            return None
-        if self.train_ds.crops or compile_mode == "graph":
-            why = "random crops change the teacher's input every epoch" if self.train_ds.crops else "--compile graph runs the teacher inside the graph"
-            if mode == "on":
-                raise EdgekdError(f"distill.cache_teacher = on, but {why}; use cache_teacher = auto or off (or --set train.augment=false)")
-            return None
-        return TeacherCache()
-
-    # ----------------------------------------------------------------- set-up helpers
-    def _check_run_dir(self, resume: bool, overwrite: bool):
-        """Refuse a bad --out now; the folder itself is created by :meth:`run`, once every check has passed."""
-        from ..fileio import check_out_dir
-
-        last = self.out / "last.pt"
-        if resume and not last.exists():
-            raise EdgekdError(f"--resume: {last} does not exist; start the run without --resume")
-        if not resume and not overwrite and last.exists():
-            raise EdgekdError(f"{self.out} already holds a run; add --resume to continue it, --overwrite to replace it, or choose --out")
-        if self.dist.is_main:
-            check_out_dir(self.out)
-        self._resuming, self._overwrite = resume, overwrite
-
-    def _prepare_run_dir(self):
-        """Create the run folder and make its logs agree with the checkpoint the run starts from."""
-        from ..fileio import truncate_jsonl
-
-        try:
-            self.out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise EdgekdError(f"output directory {self.out} is not writable ({e.strerror}); choose another --out") from None
-        logs = ("metrics.jsonl", "steps.jsonl", "spectrum.jsonl")
-        if self._resuming:  # records past the checkpoint's step will be written again: drop them
-            for name in logs:
-                truncate_jsonl(self.out / name, lambda r: r.get("step", 0) <= self.step)
-            return
-        # A fresh run: logs of an earlier attempt (interrupted before its first checkpoint, or --overwrite) are stale.
-        stale = logs + (("last.pt", "best.pt", "summary.json", "diagnostics.json") if self._overwrite else ())
-        for name in stale:
-            (self.out / name).unlink(missing_ok=True)
-
+    # ----------------------------------------------------------------- checkpoints
     def _resume(self):
         ck = ckpt_io.load_for_resume(self.out / "last.pt")
         if ck.get("loss_weights"):
@@ -265,10 +115,9 @@ class Trainer:
         self.scheduler.load_state_dict(ck["scheduler"])
         self.epoch, self.epoch_step, self.step = ck["epoch"], ck["epoch_step"], ck["step"]
         self.best = ck["best"]
-        self._last_metrics = ck.get("metrics") or {}
+        self.last_metrics = ck.get("metrics") or {}  # a resumed, already finished run keeps its figures
         torch.set_rng_state(ck["rng"]["torch"])
 
-    # ----------------------------------------------------------------- checkpoints and logs
     def _checkpoint(self, metrics=None) -> dict:
         return ckpt_io.make_checkpoint(
             cfg=self.cfg, task_args=self.task_args, student=self.model.student, extra=self.model.extra_modules(),
@@ -282,38 +131,76 @@ class Trainer:
         self._last_save = time.monotonic()
         self._saved_once = True
 
-    # ----------------------------------------------------------------- one step
-    def _teacher_features(self, x):
-        if self.teacher is None:
-            return None
-        # The teacher's weights already have the compute dtype (bf16 on GPU): no autocast needed.
-        with torch.no_grad():
-            return self.teacher(x.to(self._teacher_dtype))
+    # ----------------------------------------------------------------- the run
+    def run(self) -> dict:
+        tc = self.cfg["train"]
+        if self.dist.is_main:
+            from ..config import save_resolved
 
-    def _teacher_async(self, x, keys=None):
-        """On CUDA the frozen teacher runs on a side stream, overlapping the student's forward pass;
-        the student waits for it only where the distillation term needs ``Z_t``.  With a cache,
-        known (scene, flip) keys skip the teacher."""
-        if self.teacher is not None and self.teacher_cache is not None and keys is not None:
-            return self.teacher_cache.features(x, keys, self._teacher_features)
-        if self.teacher is None or self.device.type != "cuda":
-            return self._teacher_features(x)
-        if self._teacher_stream is None:
-            self._teacher_stream = torch.cuda.Stream(self.device)
-        side = self._teacher_stream
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            zt = self._teacher_features(x)
-        return PendingFeatures(zt, side)
+            prepare_run_dir(self.out, self._resuming, self._overwrite, self.step)
+            save_resolved(self.cfg, self.out)
+        pin = self.device.type == "cuda"
+        workers = min(tc["workers"], os.cpu_count() or 1)  # more loader processes than cores only thrash
+        val_loader = make_val_loader(self.val_ds, tc["batch_size"], workers, pin)
+        self._t_run, self._step0 = time.monotonic(), self.step
+        self._last_save, self._saved_once = time.monotonic(), self._resuming
+        loader = make_train_loader(self.train_ds, self.sampler, workers, pin)
+        fit_loader = make_val_loader(self.train_eval_ds, tc["batch_size"], workers, pin) if self.train_eval_ds is not None else None
+        if self.step == 0:
+            self._calibrate_and_diagnose()
+        while self.epoch < tc["epochs"] and not self._reached_max_steps():
+            last_batch = self._train_epoch(loader)
+            self._end_epoch(last_batch, val_loader, fit_loader)
+        summary = {"run_dir": str(self.out), "epochs": self.epoch, "steps": self.step, "best": {self.task.primary_metric: self.best},
+                   "final": self.last_metrics, "loss_weights": self.model.weights(), "diagnostics": self.diagnostics}
+        if self.dist.is_main:
+            atomic_write_json(self.out / "summary.json", summary)
+        cleanup(self.dist)
+        return summary
 
-    def _eager_step(self, x, y, xt=None, keys=None):
-        zt = self._teacher_async(x if xt is None else xt, keys)
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else nullcontext():
-            total, losses = self.ddp_model(x, y, zt)
-        total.backward()
-        self.optimizer.step()
-        return total.detach(), {k: v.detach() for k, v in losses.items()}
+    def _reached_max_steps(self) -> bool:
+        max_steps = self.cfg["train"]["max_steps"]
+        return bool(max_steps) and self.step >= max_steps
+
+    def _train_epoch(self, loader):
+        """Steps from ``epoch_step`` to the end of the epoch (or ``max_steps``); returns the last batch."""
+        self.sampler.set_epoch(self.epoch, self.epoch_step)
+        self.ddp_model.train()
+        self._epoch_losses = []
+        pending, last_batch = [], None
+        check_every = 1 if self.device.type == "cpu" else 10  # each check is a host sync
+        bar = self._progress_bar()
+        for batch in loader:
+            last_batch = self._to_device(batch)
+            total, losses = self.step_fn(*last_batch)
+            self.scheduler.step()
+            self.step += 1
+            self.epoch_step += 1
+            pending.append((self.step, total, losses))
+            if len(pending) >= check_every:
+                self._check_finite(pending)
+                self._after_check(bar)
+            bar.update(1)
+            if self._reached_max_steps():
+                break
+        self._check_finite(pending)
+        bar.close()
+        return last_batch
+
+    def _progress_bar(self):
+        from tqdm.auto import tqdm
+
+        # In a redirected log a bar writes every update: plain per-epoch lines there (see _print_epoch).
+        return tqdm(total=self.steps_per_epoch, initial=self.epoch_step, disable=not (self.progress and sys.stderr.isatty()),
+                    desc=f"epoch {self.epoch + 1}/{self.cfg['train']['epochs']}", unit="step", dynamic_ncols=True, leave=True)
+
+    def _after_check(self, bar):
+        """After a loss check: the bar's losses, and a checkpoint when one is due."""
+        if self._epoch_losses:
+            bar.set_postfix({**{k: f"{v:.4g}" for k, v in self._epoch_losses[-1].items()}, "run ETA": self._run_eta()}, refresh=False)
+        # The first step is checkpointed at once: an early Ctrl-C still leaves something to resume.
+        if time.monotonic() - self._last_save >= self.cfg["train"]["save_every_min"] * 60.0 or not self._saved_once:
+            self._save_last()
 
     def _check_finite(self, pending: list):
         """Look at the losses of the steps since the last check (one host sync per check)."""
@@ -333,185 +220,64 @@ class Trainer:
             self._epoch_losses.append(vals)
         pending.clear()
 
-    # ----------------------------------------------------------------- the run
-    def run(self) -> dict:
-        from tqdm.auto import tqdm
-
+    def _end_epoch(self, last_batch, val_loader, fit_loader):
+        """The epoch's record (mean losses, loss strength, metrics when evaluated), logs and checkpoints."""
         tc = self.cfg["train"]
+        losses = self._epoch_losses
+        train_means = {f"train_{k}": float(np.mean([d[k] for d in losses])) for k in (losses[0] if losses else {})}
+        record = {"epoch": self.epoch + 1, "step": self.step, **train_means, **self._strength_record(last_batch)}
+        stop = self._reached_max_steps()
+        if self.epoch_step >= self.steps_per_epoch:  # finished (a run stopped by max_steps stays mid-epoch)
+            self.epoch, self.epoch_step = self.epoch + 1, 0
+        every = tc["eval_every"]
+        improved = False
+        if stop or self.epoch >= tc["epochs"] or (every and record["epoch"] % every == 0):
+            self.last_metrics = self._evaluate(val_loader, fit_loader)
+            record.update(self.last_metrics)
+            primary = self.last_metrics[self.task.primary_metric]
+            improved = self.best is None or (primary > self.best if self.task.higher_is_better else primary < self.best)
+            if improved:
+                self.best = primary
         if self.dist.is_main:
-            from ..config import save_resolved
+            self._write_epoch(record, improved)
 
-            self._prepare_run_dir()
-            save_resolved(self.cfg, self.out)
-        pin = self.device.type == "cuda"
-        workers = min(tc["workers"], os.cpu_count() or 1)  # more loader processes than cores only thrash
-        val_loader = make_val_loader(self.val_ds, tc["batch_size"], workers, pin)
-        check_every = 1 if self.device.type == "cpu" else 10
-        self._t_run, self._step0 = time.monotonic(), self.step  # for the whole-run ETA
-        self._last_save = time.monotonic()
-        self._saved_once = self._resuming
-        save_every = tc["save_every_min"] * 60.0
-        metrics = getattr(self, "_last_metrics", {})  # a resumed, already finished run keeps its figures
-        stop = bool(tc["max_steps"]) and self.step >= tc["max_steps"]
-        loader = make_train_loader(self.train_ds, self.sampler, workers, pin)
-        fit_loader = make_val_loader(self.train_eval_ds, tc["batch_size"], workers, pin) if self.train_eval_ds is not None else None
-        if self.step == 0:
-            self._calibrate_and_diagnose()
-        last_batch = None
-        while self.epoch < tc["epochs"] and not stop:
-            self.sampler.set_epoch(self.epoch, self.epoch_step)
-            self.ddp_model.train()
-            self._epoch_losses = []
-            pending = []
-            # In a redirected log a bar writes every update: plain per-epoch lines there (see _print_epoch).
-            bar = tqdm(total=self.steps_per_epoch, initial=self.epoch_step, disable=not (self.progress and sys.stderr.isatty()),
-                       desc=f"epoch {self.epoch + 1}/{tc['epochs']}", unit="step", dynamic_ncols=True, leave=True)
-            for batch in loader:
-                last_batch = self._to_device(batch)
-                total, losses = self.step_fn(*last_batch)
-                self.scheduler.step()
-                self.step += 1
-                self.epoch_step += 1
-                pending.append((self.step, total, losses))
-                if len(pending) >= check_every:
-                    self._check_finite(pending)
-                    if self._epoch_losses:
-                        bar.set_postfix({**{k: f"{v:.4g}" for k, v in self._epoch_losses[-1].items()}, "run ETA": self._run_eta()}, refresh=False)
-                    # The first step is checkpointed at once: an early Ctrl-C still leaves something to resume.
-                    if time.monotonic() - self._last_save >= save_every or not self._saved_once:
-                        self._save_last()
-                bar.update(1)
-                if tc["max_steps"] and self.step >= tc["max_steps"]:
-                    stop = True
-                    break
-            self._check_finite(pending)
-            bar.close()
-            train_means = {f"train_{k}": float(np.mean([d[k] for d in self._epoch_losses])) for k in (self._epoch_losses[0] if self._epoch_losses else {})}
-            finished_epoch = self.epoch_step >= self.steps_per_epoch
-            record = {"epoch": self.epoch + 1, "step": self.step, **train_means, **self._strength_record(last_batch)}
-            if finished_epoch or stop:
-                self.epoch += 1 if finished_epoch else 0
-                self.epoch_step = 0 if finished_epoch else self.epoch_step
-            every = tc["eval_every"]
-            evaluate_now = stop or self.epoch >= tc["epochs"] or (every and record["epoch"] % every == 0)
-            improved = False
-            if evaluate_now:
-                metrics = self._evaluate(val_loader, fit_loader)
-                record.update(metrics)
-                primary = metrics[self.task.primary_metric]
-                improved = self.best is None or (primary > self.best if self.task.higher_is_better else primary < self.best)
-                if improved:
-                    self.best = primary
-            if self.dist.is_main:
-                append_jsonl(self.out / "metrics.jsonl", record)
-                if self.model.distiller is not None:
-                    d = self.model.distiller
-                    append_jsonl(self.out / "spectrum.jsonl", {"epoch": record["epoch"], "step": self.step,
-                                                               "singular_values": d.singular_values().tolist(),
-                                                               "delta_singular_values": d.delta_singular_values().tolist()})
-                self._save_last(metrics)
-                if improved:
-                    ckpt_io.save(self.out / "best.pt", self._checkpoint(metrics))
-                self._print_epoch(record)
-        summary = {"run_dir": str(self.out), "epochs": self.epoch, "steps": self.step, "best": {self.task.primary_metric: self.best},
-                   "final": metrics, "loss_weights": self.model.weights(), "diagnostics": self.diagnostics}
-        if self.dist.is_main:
-            atomic_write_json(self.out / "summary.json", summary)
-        cleanup(self.dist)
-        return summary
+    def _write_epoch(self, record: dict, improved: bool):
+        """metrics.jsonl, spectrum.jsonl, last.pt (and best.pt), the epoch's line (main process)."""
+        append_jsonl(self.out / "metrics.jsonl", record)
+        if self.model.distiller is not None:
+            d = self.model.distiller
+            append_jsonl(self.out / "spectrum.jsonl", {"epoch": record["epoch"], "step": self.step,
+                                                       "singular_values": d.singular_values().tolist(),
+                                                       "delta_singular_values": d.delta_singular_values().tolist()})
+        self._save_last(self.last_metrics)
+        if improved:
+            ckpt_io.save(self.out / "best.pt", self._checkpoint(self.last_metrics))
+        self._print_epoch(record)
 
-    # ----------------------------------------------------------------- loss strength (train/strength.py)
+    # ----------------------------------------------------------------- loss strength (train/calibrate.py)
     def _aux_terms(self) -> bool:
         return self.model.distiller is not None or self.model.spectral is not None
 
     def _term_norms(self, batches) -> dict:
-        """Mean gradient norm of each term on ``Z_s`` over device batches, without side effects on
-        BatchNorm statistics (the measurement must not change the run it measures)."""
-        from .strength import mean_norms
-
-        student = self.model.student
-        saved = {k: v.clone() for k, v in student.state_dict().items() if "running" in k or "num_batches" in k}
-        reduce = None
-        if self.dist.enabled:
-            import torch.distributed as tdist
-
-            def reduce(v):
-                v = v.to(self.device)
-                tdist.all_reduce(v)
-                return (v / self.dist.world).cpu()
-        try:
-            with torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else nullcontext():
-                return mean_norms([(x, y, self._teacher_async(xt, keys)) for x, y, xt, keys in batches], self.model, reduce)
-        finally:
-            student.load_state_dict(saved, strict=False)
+        return term_norms(self.model, batches, self.teacher_features, self.amp_dtype, self.dist, self.device)
 
     def _calibrate_and_diagnose(self):
         """Once, before the first step: gradient ratios at the configured weights, ``auto`` weights set
         from them, the rows-per-batch vs teacher-channels check; warnings in one line each."""
-        from torch.utils.data import default_collate
-
-        from .strength import auto_weight, ratios
-
         if not self._aux_terms():
             return
-        dc = self.cfg["distill"]
-        # Global batches, the same on every rank: the weights then equal a single process's with that batch.
-        bs = self.cfg["train"]["batch_size"] * self.dist.world
-        glob = EpochSampler(len(self.train_ds), bs, self.cfg["train"]["seed"])
-        glob.set_epoch(0, 0)
-        idx = list(glob)
-        k = max(1, min(4, len(idx) // bs))
-        batches = [self._to_device(default_collate([self.train_ds[t] for t in idx[j * bs:(j + 1) * bs]])) for j in range(k)]
-        norms = self._term_norms(batches)
-        at_one = ratios(norms, {"distill": 1.0, "spectral": 1.0})
-        for term, key in (("distill", "weight"), ("spectral", "spectral_weight")):
-            if term in norms and dc[key] == "auto":
-                setattr(self.model, "weight" if term == "distill" else "spectral_weight", auto_weight(norms, term, dc["grad_ratio"]))
-        x = batches[0][0]
-        with torch.no_grad():
-            zs_shape = self.model.student(x[:1], return_features=True)[1].shape
-        rows = x.shape[0] * zs_shape[-2] * zs_shape[-1]
-        self.diagnostics = {"batches": k, "grad_norms": norms, "ratio_at_weight_1": at_one, "weights": self.model.weights(),
-                            "ratio": ratios(norms, self.model.weights()), "rows_per_batch": rows,
-                            "teacher_channels": self.teacher.channels if self.teacher is not None else None,
-                            "student_channels": zs_shape[1], "grad_ratio_target": dc["grad_ratio"]}
-        self._report_diagnostics()
-
-    def _report_diagnostics(self):
-        import sys
-
-        d = self.diagnostics
-        if self.dist.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self.out / "diagnostics.json", d)
-        parts = [f"{t} {d['ratio'][t]:.3g} (w={d['weights'][t]:.4g})" for t in d["ratio"]]
-        self.log(f"step-0 gradient on Z_s relative to the task's: {', '.join(parts)}; rows per batch {d['rows_per_batch']}"
-                 + (f" vs {d['teacher_channels']} teacher channels" if d["teacher_channels"] else ""))
-        warn = []
-        for t, r in d["ratio"].items():
-            if r < 0.01:
-                warn.append(f"warning: the {t} term's gradient is {100 * r:.2g}% of the task's: it barely acts; "
-                            f"use --{'distill' if t == 'distill' else 'spectral'}-weight auto")
-        if d["teacher_channels"] and d["rows_per_batch"] < d["teacher_channels"]:
-            warn.append(f"warning: {d['rows_per_batch']} feature rows per batch < {d['teacher_channels']} teacher channels: "
-                        f"the projector can fit any batch; use a larger --image-size or --batch-size")
-        if self.dist.is_main:
-            for w in warn:
-                print(w, file=sys.stderr, flush=True)
+        batches = calibration_batches(self.train_ds, self.cfg, self.dist.world, self._to_device)
+        self.diagnostics = calibrate(self.model, batches, self._term_norms(batches), self.cfg["distill"], self.teacher)
+        report_diagnostics(self.diagnostics, self.out, self.dist.is_main, self.log)
 
     def _strength_record(self, batch) -> dict:
         """Weights and weighted gradient ratios on the epoch's last batch (logged each epoch)."""
-        from .strength import ratios
-
         if batch is None or not self._aux_terms():
             return {}
         x, y, xt, keys = batch  # a few samples suffice for a ratio of norms (every loss is a batch mean)
-        norms = self._term_norms([(x[:4], y[:4], xt[:4], None if keys is None else keys[:4])])
-        w = self.model.weights()
-        out = {f"weight_{t}": w[t] for t in ratios(norms, w)}
-        out.update({f"grad_ratio_{t}": r for t, r in ratios(norms, w).items()})
-        return out
+        return strength_record(self.model, self._term_norms([(x[:4], y[:4], xt[:4], None if keys is None else keys[:4])]))
 
+    # ----------------------------------------------------------------- helpers
     def _to_device(self, batch) -> tuple:
         """(x, y[, x_teacher, keys]) on the training device; the teacher's view defaults to ``x``."""
         x, y = batch[0], batch[1]

@@ -6,11 +6,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .step import PendingFeatures
+
 
 class DistillModel(nn.Module):
     """``forward(x, y, zt)`` -> (total, losses): ``L_task + w * L_distill + w_s * L_spectral``.
 
-    ``zt`` is a tensor or a :class:`edgekd.train.loop.PendingFeatures` (computed on a side stream).
+    ``zt`` is a tensor or a :class:`edgekd.train.step.PendingFeatures` (computed on a side stream).
     Weights may be set after construction (``auto`` weights: :mod:`edgekd.train.strength`).
     """
 
@@ -34,7 +36,8 @@ class DistillModel(nn.Module):
         out, zs = self.student(x, return_features=True)
         losses = {"task": self.task.loss(out, y)}
         if self.distiller is not None:
-            zt = zt.get() if not isinstance(zt, torch.Tensor) else zt
+            if isinstance(zt, PendingFeatures):  # the teacher ran on a side stream: wait for it only now
+                zt = zt.get()
             losses["distill"] = self.distiller(zs, zt)["distill"]
         if self.spectral is not None:
             losses["spectral"] = self.spectral(zs)

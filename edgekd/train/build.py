@@ -1,0 +1,231 @@
+"""The parts of a training run, built from a resolved config: each function returns plain objects.
+
+:class:`edgekd.train.loop.Trainer` calls them in this file's order; the order is part of the
+behaviour: initial weights are drawn from torch's generator (seeded once) in creation order.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import EdgekdError
+from .data import EpochSampler, TaskDataset
+from .distributed import DistInfo, init_distributed
+from .model import DistillModel
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise EdgekdError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def setup_device(name: str) -> tuple[torch.device, DistInfo]:
+    """The training device and the torchrun process group (each process on its own GPU)."""
+    device = pick_device(name)
+    dist = init_distributed(device.type)
+    if device.type == "cuda" and dist.enabled:
+        device = torch.device("cuda", dist.local_rank)
+    return device, dist
+
+
+def task_args_for(cfg: dict, train_source) -> dict:
+    """Arguments that rebuild the task later (class count and names, depth range, eval crop): the task says which."""
+    from ..tasks import task_class
+
+    return task_class(cfg["model"]["task"]).args_from_source(train_source, cfg)
+
+
+# ----------------------------------------------------------------------------- data
+def open_sources(cfg: dict, progress: bool) -> tuple:
+    """The training and validation datasets (numpy side), rendered up front when synthetic."""
+    from ..data import open_dataset
+
+    tc, size = cfg["train"], cfg["data"]["image_size"]
+    data, fmt = cfg["data"]["data"], cfg["data"]["data_format"]
+    # The data's seed is its own: seeds of a comparison vary the initialisation and order, not the scenes.
+    dseed = cfg["data"]["seed"]
+    kw = {"task": cfg["model"]["task"], "direction": cfg["data"]["direction"]}
+    train_src = open_dataset(data, "train", size, tc["train_size"], dseed, fmt, **kw)
+    val_src = open_dataset(data, "val", size, tc["val_size"], dseed, fmt, **kw)
+    for name, src in (("training", train_src), ("validation", val_src)):
+        if len(src) == 0:
+            raise EdgekdError(f"the {name} split of {data} is empty; check the data path or --train-size/--val-size")
+        if hasattr(src, "prerender"):  # finite synthetic sets: render once, shared by loader workers
+            _prerender(src, name, size, tc["workers"], progress)
+    return train_src, val_src
+
+
+def _prerender(src, name: str, size, workers: int, progress: bool):
+    t0, procs = time.monotonic(), max(workers, os.cpu_count() or 1)
+    if progress:  # minutes for a full set on a CPU: never silently
+        print(f"rendering {len(src)} {name} scenes at {size[0]}x{size[1]} ({procs} processes)...", flush=True)
+    src.prerender(procs)
+    if progress and time.monotonic() - t0 > 2:
+        print(f"  rendered in {time.monotonic() - t0:.0f} s", flush=True)
+
+
+@dataclass
+class Datasets:
+    train: TaskDataset
+    val: TaskDataset
+    train_eval: torch.utils.data.Dataset | None  # a fixed un-augmented training subset, or None
+
+
+def build_datasets(cfg: dict, train_src, val_src, task, teacher_view: bool) -> Datasets:
+    tc, size = cfg["train"], cfg["data"]["image_size"]
+    train = TaskDataset(train_src, task, size, augment_data=tc["augment"], seed=tc["seed"], teacher_view=teacher_view)
+    val = TaskDataset(val_src, task, size)
+    # A fixed subset of the training scenes, un-augmented: the train/val gap shows overfitting (issue 11).
+    n_fit = min(tc["train_eval_size"], len(train_src))
+    train_eval = torch.utils.data.Subset(TaskDataset(train_src, task, size), range(n_fit)) if n_fit else None
+    return Datasets(train, val, train_eval)
+
+
+# ----------------------------------------------------------------------------- models
+def build_model(cfg: dict, task, log) -> tuple[DistillModel, torch.nn.Module | None]:
+    """The trained module (student, projector, spectral regulariser) and the frozen teacher (or None)."""
+    from ..distill import Distiller
+    from ..models import create_student, create_teacher
+
+    dc = cfg["distill"]
+    student = create_student(cfg, task, log=log)
+    teacher = create_teacher(dc["teacher"], dc["teacher_arch"], dc["teacher_weights"] or None,
+                             dc.get("teacher_layer") or None, dc.get("teacher_norm") or None, student.stride,
+                             tap=dc["teacher_tap"])
+    distiller = None
+    if teacher is not None:
+        distiller = Distiller(dc["method"], dc["projection"], student.feature_channels, teacher.channels, dc["normalize"])
+    spectral = _build_spectral(cfg, student)
+    # "auto" weights are set from gradient norms before the first step (train/strength.py).
+    numeric = lambda w: 0.0 if w == "auto" else w  # noqa: E731
+    model = DistillModel(student, task, distiller, spectral, numeric(dc["weight"]), numeric(dc["spectral_weight"]))
+    return model, teacher
+
+
+def _build_spectral(cfg: dict, student):
+    from ..distill import SpectralRegulariser
+
+    dc = cfg["distill"]
+    if dc["spectral"] >= student.feature_channels:
+        raise EdgekdError(f"--spectral {dc['spectral']} keeps all {student.feature_channels} channels of {cfg['model']['student']}: "
+                          f"nothing is suppressed; use a rank below {student.feature_channels} (the paper uses 2 to 8)")
+    if dc["spectral"] <= 0:
+        return None
+    return SpectralRegulariser(dc["spectral"], dc["spectral_iters"], reduction="elements",
+                               norm=dc["spectral_norm"], scope=dc["spectral_scope"])
+
+
+@dataclass
+class Placement:
+    """How tensors live on the device: autocast dtype (None = fp32), teacher weights' dtype, memory format."""
+
+    amp_dtype: torch.dtype | None
+    teacher_dtype: torch.dtype
+    memory_format: torch.memory_format
+
+
+def place_on_device(model, teacher, device: torch.device) -> Placement:
+    cuda = device.type == "cuda"
+    # The teacher only runs forward: bf16 weights on GPU halve its cost (DESIGN.md §1).
+    p = Placement(torch.bfloat16 if cuda else None, torch.bfloat16 if cuda else torch.float32,
+                  torch.channels_last if cuda else torch.contiguous_format)
+    model.to(device, memory_format=p.memory_format)
+    if teacher is not None:
+        teacher.to(device, dtype=p.teacher_dtype, memory_format=p.memory_format)
+    return p
+
+
+def make_teacher_cache(teacher, mode: str, compile_mode: str, distributed: bool, train_ds: TaskDataset):
+    """A :class:`~edgekd.train.teacher_cache.TeacherCache` where it is exact and allowed, else None."""
+    from .teacher_cache import TeacherCache
+
+    if teacher is None or mode == "off":
+        return None
+    if distributed:  # under torchrun the cached and uncached runs were seen to differ: not yet trusted there
+        return None
+    if train_ds.crops or compile_mode == "graph":
+        why = "random crops change the teacher's input every epoch" if train_ds.crops else "--compile graph runs the teacher inside the graph"
+        if mode == "on":
+            raise EdgekdError(f"distill.cache_teacher = on, but {why}; use cache_teacher = auto or off (or --set train.augment=false)")
+        return None
+    return TeacherCache()
+
+
+def wrap_distributed(model: DistillModel, dist: DistInfo, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(model, what the step calls): under torchrun a DDP wrapper, and on GPUs SyncBatchNorm in the model."""
+    if not dist.enabled:
+        return model, model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    cuda = device.type == "cuda"
+    ids = [device.index] if cuda else None
+    if cuda:  # per-GPU batches are small for dense tasks: normalise over the global batch
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model, DDP(model, device_ids=ids)
+
+
+# ----------------------------------------------------------------------------- optimisation
+def param_groups(model: DistillModel, cfg: dict) -> list:
+    """Student and projector(s) as separate groups: the projector has its own lr and weight decay
+    (``distill.projector_lr``, 0 = the student's; ``distill.projector_weight_decay``)."""
+    dc, tc = cfg["distill"], cfg["train"]
+    proj = [p for p in (model.distiller.parameters() if model.distiller is not None else []) if p.requires_grad]
+    ids = {id(p) for p in proj}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+    groups = [{"params": rest, "name": "student"}]
+    if proj:
+        groups.append({"params": proj, "name": "projector", "lr": dc["projector_lr"] or tc["lr"],
+                       "weight_decay": dc["projector_weight_decay"]})
+    return groups
+
+
+def build_optimizer(model: DistillModel, cfg: dict, device: torch.device) -> torch.optim.Optimizer:
+    tc = cfg["train"]
+    kw = {"fused": True} if device.type == "cuda" else {}
+    return torch.optim.AdamW(param_groups(model, cfg), lr=tc["lr"], weight_decay=tc["weight_decay"], **kw)
+
+
+def lr_lambda(warmup: int, total: int):
+    """Linear warm-up, then cosine decay to 1% (as a function of the optimiser step)."""
+
+    def f(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        p = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * p))
+
+    return f
+
+
+@dataclass
+class Schedule:
+    """The data order (resumable sampler) and the learning-rate schedule over the run's steps."""
+
+    sampler: EpochSampler
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    warmup_note: str  # a warning line when the configured warm-up does not fit this run, else ""
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+
+
+def build_schedule(cfg: dict, n_train: int, dist: DistInfo, optimizer) -> Schedule:
+    from ..config import effective_warmup
+
+    tc = cfg["train"]
+    sampler = EpochSampler(n_train, tc["batch_size"], tc["seed"], dist.rank, dist.world)
+    steps_per_epoch = sampler.steps_per_epoch()
+    total = tc["epochs"] * steps_per_epoch
+    if tc["max_steps"]:
+        total = min(total, tc["max_steps"])
+    warmup, note = effective_warmup(tc, total)  # scaled to short runs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, total))
+    return Schedule(sampler, steps_per_epoch, total, warmup, note, scheduler)
