@@ -462,10 +462,6 @@ def _describe_run(trainer):
 
 
 # --------------------------------------------------------------------------- compare / report
-def _csv(text, cast=str):
-    return [cast(x.strip()) for x in text.split(",") if x.strip()]
-
-
 @cli.command()
 @training_options
 @click.option("--teachers", "--teacher", "teachers", default="none,random", show_default=True,
@@ -493,54 +489,18 @@ def compare(**kw):
     traditional) paired over the seeds both have, 95% CI, t, minimum detectable difference and
     a verdict (better / worse / not resolved, needs ≈ N seeds); then run: edgekd report OUT
     """
-    from pathlib import Path
-
-    from .report.compare import grid_cells, run_grid, write_differences, write_tables
+    from .fileio import check_out_dir
+    from .train.grid import parse_grid, run_compare
 
     cfg = resolve_config({**kw, "teacher": None, "spectral": None})
     if kw["distill_weight"] is not None:
         cfg["distill"]["weight"] = kw["distill_weight"]
-    weights = {}
-    named = [t for t in _csv(kw["teachers"]) if t not in ("none", "random") and not t.startswith("random:") and not t.endswith((".pt", ".pth"))]
-    for item in kw["teacher_weight_map"]:
-        if "=" not in item:
-            if len(named) != 1:
-                raise EdgekdError(f"--teacher-weights {item!r} must look like NAME=FILE when {len(named)} named teachers are compared")
-            item = f"{named[0]}={item}"
-        name, _, f = item.partition("=")
-        weights[name.strip()] = f.strip()
-    methods, projections = _csv(kw["methods"]), _csv(kw["projections"])
-    for m in methods:
-        if m not in list_distances():
-            raise EdgekdError(f"unknown method {m!r} in --methods; use {', '.join(list_distances())}")
-    for p in projections:
-        if p not in list_projections():
-            raise EdgekdError(f"unknown projection {p!r} in --projections; use {', '.join(list_projections())}")
-    try:
-        ranks = _csv(kw["spectral_ranks"], int)
-    except ValueError:
-        raise EdgekdError(f"--spectral {kw['spectral_ranks']!r} must be a comma list of integers, e.g. 0,2") from None
-    if kw["seeds"] < 1:
-        raise EdgekdError("--seeds must be at least 1")
-    if any(r < 0 for r in ranks):
-        raise EdgekdError(f"--spectral {kw['spectral_ranks']!r}: a rank is at least 0 (0 = off)")
-    teachers = _csv(kw["teachers"])
-    for t in teachers:
-        check_teacher_spec(t, weights.get(t))
-    _check_grid_teachers(teachers, weights)
-    cells = grid_cells(teachers, methods, projections, ranks)
-    from .fileio import check_out_dir
-
+    grid = parse_grid(kw["teachers"], kw["teacher_weight_map"], kw["methods"], kw["projections"], kw["spectral_ranks"], kw["seeds"])
+    for t in grid.teachers:
+        check_teacher_spec(t, grid.weights.get(t))
+    _check_grid_teachers(grid.teachers, grid.weights)
     out = check_out_dir(kw["out"])
-    click.echo(f"edgekd compare: {len(cells)} cells x {kw['seeds']} seeds = {len(cells) * kw['seeds']} runs of "
-               f"{cfg['train']['epochs']} epochs on {cfg['train']['train_size']} {cfg['data']['data']} images -> {out}")
-    _set_threads(kw["threads"])
-    rows = run_grid(cfg, cells, list(range(kw["seeds"])), out, weights, progress=not kw["quiet"])
-    md, _ = write_tables(out, rows, cfg["model"]["task"])
-    click.echo(md.read_text())
-    diff_md = write_differences(out, rows, cfg["model"]["task"])[0]
-    click.echo(diff_md.read_text())
-    click.echo(f"tables in {out}/table.md, table.csv and differences.md/.csv/.json; figures: edgekd report {out}")
+    run_compare(cfg, grid, out, echo=click.echo, progress=not kw["quiet"], set_threads=lambda: _set_threads(kw["threads"]))
 
 
 def _check_grid_teachers(teachers: list, weights: dict) -> None:

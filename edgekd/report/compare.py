@@ -1,9 +1,8 @@
-"""``edgekd compare``: the paper's experiment (Table 1) as one command, with seeds and error bars.
+"""``edgekd compare``'s results: the paper's experiment (Table 1), with seeds and error bars.
 
-Every cell of the grid (teacher x method x projection x spectral rank) is
-trained ``seeds`` times with the same budget and the same data; finished runs
-are skipped and interrupted ones resumed, so the command can be stopped and
-restarted.  Results go to ``results.jsonl`` (one line per run) and the tables
+The grid (teacher x method x projection x spectral rank, several seeds each) is
+trained by :mod:`edgekd.train.grid`; this module reads the finished runs.
+Results go to ``results.jsonl`` (one line per run) and the tables
 to ``table.md`` / ``table.csv``: mean +- std over seeds, the change in % over
 the no-teacher baseline (on the seeds both have), the best cell per teacher in
 bold only when it is resolved better than no teacher.  ``differences.md`` /
@@ -15,11 +14,9 @@ difference and a verdict (see :mod:`edgekd.report.stats`).
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -33,91 +30,6 @@ from .stats import paired
 def table_metrics(task: str) -> tuple[str, ...]:
     """The metrics the table shows for ``task`` (its primary one first), as the task states them."""
     return tuple(create_task(task).table_metrics)
-
-
-def teacher_label(spec: str) -> str:
-    """A short, file-safe name: ``random``, ``random-resnet18``, ``seg`` (from runs/seg/best.pt), ``mobilenetv2_100``."""
-    if spec in ("none", "random"):
-        return spec
-    if spec.startswith("random:"):
-        return "random-" + spec.split(":", 1)[1]
-    p = Path(spec)
-    if p.suffix in (".pt", ".pth") and p.parent.name:
-        return re.sub(r"[^\w.-]", "_", p.parent.name)
-    return re.sub(r"[^\w.-]", "_", spec)
-
-
-def grid_cells(teachers, methods, projections, spectral) -> list[dict]:
-    """The cells: without a teacher, one per spectral rank; with one, methods x projections x ranks."""
-    cells = []
-    for t in teachers:
-        if t == "none":
-            for r in spectral:
-                cells.append({"teacher": "none", "method": None, "projection": None, "spectral": r})
-        else:
-            for m in methods:
-                for p in projections:
-                    for r in spectral:
-                        cells.append({"teacher": t, "method": m, "projection": p, "spectral": r})
-    for c in cells:
-        c["label"] = teacher_label(c["teacher"])
-        c["id"] = c["label"] if c["teacher"] == "none" else f"{c['label']}-{c['method']}-{c['projection']}"
-        c["id"] += f"-r{c['spectral']}" if c["spectral"] else ""
-    return cells
-
-
-def run_grid(base_cfg: dict, cells: list[dict], seeds: list[int], out: Path, teacher_weights: dict | None = None,
-             log=print, progress=True) -> list[dict]:
-    """Train every (cell, seed) not yet finished; return all results."""
-    from tqdm.auto import tqdm
-
-    from ..train.loop import Trainer
-
-    out.mkdir(parents=True, exist_ok=True)
-    meta_path = out / "compare.json"
-    known, known_seeds = [], []
-    if meta_path.exists():  # a restart, or more cells added to the same comparison: keep the earlier ones
-        old = json.loads(meta_path.read_text())
-        known, known_seeds = old["cells"], old["seeds"]
-    ids = {c["id"] for c in cells}
-    merged = [c for c in known if c["id"] not in ids] + cells
-    atomic_write_json(meta_path, {"config": base_cfg, "cells": merged, "seeds": sorted(set(known_seeds) | set(seeds))})
-    # Seed-major order: an interrupted grid still has every cell at its first seeds.
-    todo = [(c, s) for s in seeds for c in cells]
-    bar = tqdm(total=len(todo), desc="grid", unit="run", disable=not progress, dynamic_ncols=True)
-    for cell, seed in todo:
-        run_dir = out / "runs" / cell["id"] / f"seed{seed}"
-        if (run_dir / "summary.json").exists():
-            bar.update(1)
-            continue
-        cfg = copy.deepcopy(base_cfg)
-        d = cfg["distill"]
-        d["teacher"] = cell["teacher"]
-        d["teacher_weights"] = (teacher_weights or {}).get(cell["teacher"], "")
-        if cell["method"]:
-            d["method"], d["projection"] = cell["method"], cell["projection"]
-        d["spectral"] = cell["spectral"]
-        cfg["train"]["seed"] = seed
-        resume = (run_dir / "last.pt").exists()
-        trainer = Trainer(cfg, run_dir, resume=resume, progress=False)
-        summary = trainer.run()
-        bar.update(1)
-        key = trainer.task.primary_metric
-        bar.write(f"{cell['id']} seed {seed}: {key} {summary['final'].get(key, float('nan')):.4f}")
-        del trainer  # a captured CUDA graph holds its memory pool until the trainer is collected
-        _free_memory()
-    bar.close()
-    return collect(out)
-
-
-def _free_memory():
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def collect(out: Path) -> list[dict]:

@@ -1,0 +1,187 @@
+"""``edgekd compare``: running the grid (teacher x method x projection x spectral rank) over seeds.
+
+Every cell is trained ``seeds`` times with the same budget and the same data; finished runs are
+skipped and interrupted ones resumed, so the command can be stopped and restarted.  The grid's
+cells and seeds are kept in ``OUT/compare.json``, each run in ``OUT/runs/<cell>/seed<N>``; the
+results (``results.jsonl``), tables and differences are :mod:`edgekd.report.compare`'s.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import EdgekdError
+from ..fileio import atomic_write_json
+
+
+def split_list(text: str, cast=str) -> list:
+    """A comma list of an option (``"none, random"`` -> ``["none", "random"]``)."""
+    return [cast(x.strip()) for x in text.split(",") if x.strip()]
+
+
+@dataclass
+class GridSpec:
+    """What ``edgekd compare`` was asked to train."""
+
+    teachers: list[str]
+    weights: dict[str, str]  # teacher name -> local weights file
+    methods: list[str]
+    projections: list[str]
+    ranks: list[int]
+    seeds: int
+
+
+def parse_grid(teachers: str, teacher_weight_map, methods: str, projections: str, spectral_ranks: str, seeds: int) -> GridSpec:
+    """The options of ``edgekd compare`` (comma lists), checked, with a one-line error naming the bad value."""
+    from ..distill.registry import list_distances, list_projections
+
+    methods_known, projections_known = list_distances(), list_projections()
+    weights = _teacher_weights(split_list(teachers), teacher_weight_map)
+    method_list, projection_list = split_list(methods), split_list(projections)
+    for m in method_list:
+        if m not in methods_known:
+            raise EdgekdError(f"unknown method {m!r} in --methods; use {', '.join(methods_known)}")
+    for p in projection_list:
+        if p not in projections_known:
+            raise EdgekdError(f"unknown projection {p!r} in --projections; use {', '.join(projections_known)}")
+    try:
+        ranks = split_list(spectral_ranks, int)
+    except ValueError:
+        raise EdgekdError(f"--spectral {spectral_ranks!r} must be a comma list of integers, e.g. 0,2") from None
+    if seeds < 1:
+        raise EdgekdError("--seeds must be at least 1")
+    if any(r < 0 for r in ranks):
+        raise EdgekdError(f"--spectral {spectral_ranks!r}: a rank is at least 0 (0 = off)")
+    return GridSpec(split_list(teachers), weights, method_list, projection_list, ranks, seeds)
+
+
+def _teacher_weights(teachers: list, items) -> dict:
+    """``--teacher-weights NAME=FILE`` (repeatable) as {NAME: FILE}; a bare FILE when one named teacher is compared."""
+    named = [t for t in teachers if t not in ("none", "random") and not t.startswith("random:") and not t.endswith((".pt", ".pth"))]
+    weights = {}
+    for item in items:
+        if "=" not in item:
+            if len(named) != 1:
+                raise EdgekdError(f"--teacher-weights {item!r} must look like NAME=FILE when {len(named)} named teachers are compared")
+            item = f"{named[0]}={item}"
+        name, _, f = item.partition("=")
+        weights[name.strip()] = f.strip()
+    return weights
+
+
+def teacher_label(spec: str) -> str:
+    """A short, file-safe name: ``random``, ``random-resnet18``, ``seg`` (from runs/seg/best.pt), ``mobilenetv2_100``."""
+    if spec in ("none", "random"):
+        return spec
+    if spec.startswith("random:"):
+        return "random-" + spec.split(":", 1)[1]
+    p = Path(spec)
+    if p.suffix in (".pt", ".pth") and p.parent.name:
+        return re.sub(r"[^\w.-]", "_", p.parent.name)
+    return re.sub(r"[^\w.-]", "_", spec)
+
+
+def grid_cells(teachers, methods, projections, spectral) -> list[dict]:
+    """The cells: without a teacher, one per spectral rank; with one, methods x projections x ranks."""
+    cells = []
+    for t in teachers:
+        if t == "none":
+            for r in spectral:
+                cells.append({"teacher": "none", "method": None, "projection": None, "spectral": r})
+        else:
+            for m in methods:
+                for p in projections:
+                    for r in spectral:
+                        cells.append({"teacher": t, "method": m, "projection": p, "spectral": r})
+    for c in cells:
+        c["label"] = teacher_label(c["teacher"])
+        c["id"] = c["label"] if c["teacher"] == "none" else f"{c['label']}-{c['method']}-{c['projection']}"
+        c["id"] += f"-r{c['spectral']}" if c["spectral"] else ""
+    return cells
+
+
+def run_compare(cfg: dict, grid: GridSpec, out: Path, echo=print, progress: bool = True, set_threads=None) -> list[dict]:
+    """``edgekd compare`` after its checks: train the grid, then write and show the tables and differences."""
+    from ..report.compare import write_differences, write_tables
+
+    cells = grid_cells(grid.teachers, grid.methods, grid.projections, grid.ranks)
+    echo(f"edgekd compare: {len(cells)} cells x {grid.seeds} seeds = {len(cells) * grid.seeds} runs of "
+         f"{cfg['train']['epochs']} epochs on {cfg['train']['train_size']} {cfg['data']['data']} images -> {out}")
+    if set_threads is not None:
+        set_threads()
+    rows = run_grid(cfg, cells, list(range(grid.seeds)), out, grid.weights, progress=progress)
+    md, _ = write_tables(out, rows, cfg["model"]["task"])
+    echo(md.read_text())
+    diff_md = write_differences(out, rows, cfg["model"]["task"])[0]
+    echo(diff_md.read_text())
+    echo(f"tables in {out}/table.md, table.csv and differences.md/.csv/.json; figures: edgekd report {out}")
+    return rows
+
+
+def run_grid(base_cfg: dict, cells: list[dict], seeds: list[int], out: Path, teacher_weights: dict | None = None,
+             progress=True) -> list[dict]:
+    """Train every (cell, seed) not yet finished; return all results (:func:`edgekd.report.compare.collect`)."""
+    from tqdm.auto import tqdm
+
+    from ..report.compare import collect
+    from .loop import Trainer
+
+    _write_meta(out, base_cfg, cells, seeds)
+    # Seed-major order: an interrupted grid still has every cell at its first seeds.
+    todo = [(c, s) for s in seeds for c in cells]
+    bar = tqdm(total=len(todo), desc="grid", unit="run", disable=not progress, dynamic_ncols=True)
+    for cell, seed in todo:
+        run_dir = out / "runs" / cell["id"] / f"seed{seed}"
+        if (run_dir / "summary.json").exists():
+            bar.update(1)
+            continue
+        cfg = cell_config(base_cfg, cell, seed, teacher_weights)
+        trainer = Trainer(cfg, run_dir, resume=(run_dir / "last.pt").exists(), progress=False)
+        summary = trainer.run()
+        bar.update(1)
+        key = trainer.task.primary_metric
+        bar.write(f"{cell['id']} seed {seed}: {key} {summary['final'].get(key, float('nan')):.4f}")
+        del trainer  # a captured CUDA graph holds its memory pool until the trainer is collected
+        _free_memory()
+    bar.close()
+    return collect(out)
+
+
+def _write_meta(out: Path, base_cfg: dict, cells: list[dict], seeds: list[int]) -> None:
+    """OUT/compare.json: the config, and the cells and seeds of this and every earlier call on ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta_path = out / "compare.json"
+    known, known_seeds = [], []
+    if meta_path.exists():  # a restart, or more cells added to the same comparison: keep the earlier ones
+        old = json.loads(meta_path.read_text())
+        known, known_seeds = old["cells"], old["seeds"]
+    ids = {c["id"] for c in cells}
+    merged = [c for c in known if c["id"] not in ids] + cells
+    atomic_write_json(meta_path, {"config": base_cfg, "cells": merged, "seeds": sorted(set(known_seeds) | set(seeds))})
+
+
+def cell_config(base_cfg: dict, cell: dict, seed: int, teacher_weights: dict | None) -> dict:
+    """The resolved config of one run of the grid."""
+    cfg = copy.deepcopy(base_cfg)
+    d = cfg["distill"]
+    d["teacher"] = cell["teacher"]
+    d["teacher_weights"] = (teacher_weights or {}).get(cell["teacher"], "")
+    if cell["method"]:
+        d["method"], d["projection"] = cell["method"], cell["projection"]
+    d["spectral"] = cell["spectral"]
+    cfg["train"]["seed"] = seed
+    return cfg
+
+
+def _free_memory():
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
