@@ -247,8 +247,6 @@ def test_run_report_shows_the_deployment(reported_run):
 
 
 def test_report_plot_rules():
-    from types import SimpleNamespace
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -256,14 +254,18 @@ def test_report_plot_rules():
     import numpy as np
 
     from edgekd.report.page import _metrics_text
-    from edgekd.report.plots import _class_legend, loss_scale
+    from edgekd.report.plots import _draw_key, loss_scale
+    from edgekd.tasks import create_task
 
     assert loss_scale([5.3, 4.2, 6.1]) == "linear" and loss_scale([5.0, 0.3]) == "log"
     assert "top5" not in _metrics_text({"top1": 0.5, "top5": 1.0}, num_classes=3)
     assert "top5" in _metrics_text({"top1": 0.5, "top5": 0.9}, num_classes=10)
-    fig = plt.figure()
-    pal = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
-    _class_legend(fig, SimpleNamespace(class_names=["floor", "wall", "cube"]), pal, [0, 2])
+    # The legend names only the classes shown (truth or prediction), not every class of the task.
+    task = create_task("segmentation", num_classes=3, class_names=["floor", "wall", "cube"])
+    labels = np.array([[0, 2]])
+    logits = np.eye(3, dtype=np.float32)[labels].transpose(2, 0, 1)  # (classes, H, W), argmax = labels
+    fig, axes = plt.subplots(2, 1, squeeze=False)
+    _draw_key(fig, axes, task.figure_key([{"labels": labels}], [logits], {}))
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["floor", "cube"]
     plt.close(fig)
 

@@ -67,8 +67,9 @@ def machine_arch() -> str:
 
 def on_target(tgt: dict, runner, backend: str) -> tuple[bool, str]:
     """Is this run on the target's kind of hardware?  A budget verdict means something only there."""
-    gpu_backend = backend in ("ort-cuda", "ort-tensorrt", "tensorrt") or (
-        backend == "torch" and any("cuda" in str(p) for p in runner.describe().get("providers") or []))
+    # The runner class says where it runs (edgekd/bench/runners/); the torch reference runs where its device is.
+    gpu_backend = type(runner).accelerator == "cuda" or (
+        runner.model_kind == "torch" and any("cuda" in str(p) for p in runner.describe().get("providers") or []))
     arch, want = machine_arch(), (tgt.get("arch") or "").lower()
     if want and arch != want:
         return False, f"this machine is {arch}, {tgt['name']} is {want}"
