@@ -12,24 +12,17 @@ scopes) live here too, for the same reason; ``distiller.py`` and ``spectral.py``
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Callable
 
 from ..errors import EdgekdError
+from ..lazy import Target
+from ..lazy import resolve as _resolve
 
 NORMALIZATIONS = ("none", "layernorm", "batchnorm")  # see distiller.normalize_features
 SPECTRAL_NORMS = ("fro2", "fro", "spectral")  # see spectral.py's module docstring
 SPECTRAL_SCOPES = ("batch", "image")
 
-Target = Union[str, Callable]  # a callable, or "package.module:function" imported on first use
-
-
-def _resolve(target: Target) -> Callable:
-    if callable(target):
-        return target
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ Adding one = one new module with its step function + one ``register_*`` line bel
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import EdgekdError
+from ..lazy import resolve
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,7 @@ class ExportStep:
     def resolve(self) -> Callable | None:
         if self.step is None:
             return None
-        mod, fn = self.step.split(":")
-        return getattr(importlib.import_module(mod), fn)
+        return resolve(self.step)
 
 
 _FORMATS: dict[str, ExportStep] = {}

@@ -8,12 +8,12 @@ whose matcher accepts the text builds the teacher.  The timm kind is last: it ac
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..errors import EdgekdError
+from ..lazy import resolve
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,7 @@ class TeacherKind:
     builder: str  # "package.module:function", called with a TeacherRequest
 
     def build(self, req: TeacherRequest):
-        mod, fn = self.builder.split(":")
-        return getattr(importlib.import_module(mod), fn)(req)
+        return resolve(self.builder)(req)
 
 
 _KINDS: dict[str, TeacherKind] = {}

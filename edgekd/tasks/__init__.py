@@ -9,9 +9,9 @@ imports nothing (not even numpy), so the CLI and the config schema can read :fun
 
 from __future__ import annotations
 
-import importlib
 
 from ..errors import EdgekdError
+from ..lazy import resolve
 
 #: name -> the Task subclass, or its "module:Class" path until first used (registration order)
 _TASKS: dict[str, type | str] = {}
@@ -38,8 +38,7 @@ def task_class(name: str) -> type:
         raise EdgekdError(f"unknown task {name!r}; use one of: {', '.join(sorted(_TASKS))}")
     entry = _TASKS[name]
     if isinstance(entry, str):
-        module, attr = entry.split(":")
-        entry = _TASKS[name] = getattr(importlib.import_module(module), attr)
+        entry = _TASKS[name] = resolve(entry)
     return entry
 
 

@@ -11,21 +11,13 @@ classification) are two formats, not two spellings of one: they read different l
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Union
 
 from ...errors import EdgekdError
+from ...lazy import Target
+from ...lazy import resolve as _resolve
 
-Target = Union[str, Callable]  # a callable, or "package.module:name" imported on first use
-
-
-def _resolve(target: Target) -> Callable:
-    if callable(target):
-        return target
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
