@@ -587,6 +587,8 @@ def export(run, fmt, precision, **kw):
 @click.option("--warmup-time", type=click.FloatRange(min=0), default=None, help="...and at least this many seconds, at least 0.2 [profile: 0.2].")
 @click.option("--no-accuracy", is_flag=True, help="Latency only (any ONNX model; no validation data needed).")
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Write every figure and the environment here.")
+@click.option("--compare-to", type=click.Path(), default=None,
+              help="An earlier --json result: latency ratios, or why the two are incomparable (device state).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def bench(model, json_path, no_accuracy, quiet, **kw):
@@ -594,9 +596,14 @@ def bench(model, json_path, no_accuracy, quiet, **kw):
 
     \b
     Needs only numpy and onnxruntime (or TensorRT): no torch on the device.  Prints a table,
-    checks the target's latency budget (p90 at batch 1; a verdict only when this machine is the
-    target's kind of hardware, else "not on target: no verdict"), and with --json writes every
-    figure with the environment (CPU, cores, threads, runtime versions, providers, precision, GPU).
+    checks the target's latency budget (p90 at batch 1) and memory_gb (peak resident + GPU memory;
+    verdicts only when this machine is the target's kind of hardware, else "not on target: no
+    verdict"), and with --json writes every figure with the environment (CPU, cores, threads,
+    runtime versions, providers, precision, GPU) and the device's state (governor, Jetson power
+    mode and release, driver, throttling).  Also: the timed loop's peak memory, mean power and mJ
+    per inference where a sensor is readable (RAPL, NVML, Jetson INA3221), and where each node
+    ran (ONNX Runtime's profiler, OpenVINO's runtime graph; a separate run after the timing), with
+    a warning when part of the model left the requested execution provider.
     The model is timed at its own input size; --profile picks the target and bench settings.
     Any ONNX model (no edgekd metadata) can be timed with --no-accuracy; so can a model whose
     validation data is not on this device.
@@ -612,6 +619,8 @@ def bench(model, json_path, no_accuracy, quiet, **kw):
         click.echo(f"wrote {json_path}")
     if "budget" in result and result["budget"]["pass"] is False:
         click.echo(f"latency budget of {result['budget']['target']} missed", err=True)
+    if "memory_budget" in result and result["memory_budget"]["pass"] is False:
+        click.echo(f"memory of {result['memory_budget']['target']} exceeded", err=True)
 
 
 # --------------------------------------------------------------------------- teacher
