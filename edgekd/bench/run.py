@@ -180,10 +180,10 @@ def open_model(s: BenchSettings, log=print) -> OpenModel:
 
 def run_bench(model, profile=None, target=None, backend=None, data=None, data_format=None, val_size=None, batch=None,
               threads=None, min_iters=None, min_time=None, warmup_iters=None, warmup_time=None, accuracy_check=True,
-              show_progress=True, log=print, compare_to=None) -> dict:
+              show_progress=True, log=print, compare_to=None, placement=True) -> dict:
     """Bench ``model`` (the options are :class:`BenchSettings`'); returns every figure (``edgekd bench --json``)."""
     return bench(BenchSettings(model, profile, target, backend, data, data_format, val_size, batch, threads, min_iters, min_time,
-                               warmup_iters, warmup_time, accuracy_check, show_progress, compare_to), log)
+                               warmup_iters, warmup_time, accuracy_check, show_progress, compare_to, placement), log)
 
 
 def bench(s: BenchSettings, log=print) -> dict:
@@ -199,7 +199,7 @@ def bench(s: BenchSettings, log=print) -> dict:
         ev = results.pop("_eval", None)
         if s.accuracy_check:
             results["accuracy"] = accuracy_vs_reference(m.runner, m.meta, ev, s.show_progress)
-        results["placement"] = _placement(m.runner, x1, log)
+        results["placement"] = _placement(m.runner, x1, log) if s.placement else None
         results["environment"] = _environment(m, results["precision"])
         results["notes"] = _notes(results, m.meta, m.tgt)
     finally:

@@ -31,6 +31,7 @@ class BenchSettings:
     accuracy_check: bool = True
     show_progress: bool = True
     compare_to: str | Path | None = None  # an earlier bench --json to compare with (or refuse as incomparable)
+    placement: bool = True  # profile where the nodes ran (a separate short run after the timing)
 
     def check(self) -> None:
         """Counts and times that cannot be measured with: refused before any model is loaded."""
