@@ -248,6 +248,8 @@ def resolve_config(kw: dict, base: dict | None = None) -> dict:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--print-config", "--dry-run", "print_config", is_flag=True,
               help="Print the resolved recipe (JSON, as saved in config.json) and exit; nothing is created.")
+@click.option("--log", "tracker", type=click.Choice(["tensorboard"]), default=None,
+              help="Also mirror metrics.jsonl and steps.jsonl to TensorBoard (RUN/tensorboard; pip install tensorboard).")
 @_user_errors
 def distill(**kw):
     """Train a student with cross-task distillation (or the spectral regulariser) on the profile's data.
@@ -276,10 +278,14 @@ def distill(**kw):
     _set_threads(kw["threads"])
     from .fileio import check_out_dir
     from .train.loop import Trainer
+    from .train.tracking import check_tracker, open_mirrors
 
+    check_tracker(kw["tracker"])
     check_out_dir(out)
     try:
         trainer = Trainer(cfg, out, resume=kw["resume"], overwrite=kw["overwrite"], progress=not kw["quiet"])
+        if trainer.dist.is_main:
+            trainer.mirrors = open_mirrors(kw["tracker"], out, trainer.step)
         if trainer.dist.is_main and not kw["quiet"]:
             _describe_run(trainer)
         if trainer.dist.is_main and trainer.warmup_note:
