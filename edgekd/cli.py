@@ -284,8 +284,7 @@ def distill(**kw):
     check_out_dir(out)
     try:
         trainer = Trainer(cfg, out, resume=kw["resume"], overwrite=kw["overwrite"], progress=not kw["quiet"])
-        if trainer.dist.is_main:
-            trainer.mirrors = open_mirrors(kw["tracker"], out, trainer.step)
+        trainer.mirrors = open_mirrors(kw["tracker"], out, trainer.step) if trainer.dist.is_main else []
         if trainer.dist.is_main and not kw["quiet"]:
             _describe_run(trainer)
         if trainer.dist.is_main and trainer.warmup_note:

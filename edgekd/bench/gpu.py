@@ -64,5 +64,8 @@ def gpu_memory(nvml=None) -> dict | None:
         nvml, _ = import_nvml()
         if nvml is None:
             return None
-    h = nvml.nvmlDeviceGetHandleByIndex(device_index())
-    return process_gpu_memory(nvml.nvmlDeviceGetComputeRunningProcesses(h), os.getpid(), nvml.nvmlDeviceGetMemoryInfo(h).total)
+    try:
+        h = nvml.nvmlDeviceGetHandleByIndex(device_index())
+        return process_gpu_memory(nvml.nvmlDeviceGetComputeRunningProcesses(h), os.getpid(), nvml.nvmlDeviceGetMemoryInfo(h).total)
+    except Exception as e:  # NVMLError_NotSupported and kin: say so, keep the timings
+        return {"process_used_mb": None, "source": "NVML", "why_none": str(e)}

@@ -388,8 +388,9 @@ def _truth_lines(r: dict, first: dict) -> list[str]:
     mem, env, lines = r.get("memory") or {}, r["environment"], []
     if mem.get("peak_rss_mb") is not None:
         gpu = (mem.get("gpu") or {}).get("process_used_mb")
-        lines.append(f"  memory: peak {mem['peak_rss_mb']:.1f} MB resident, +{mem.get('increase_mb', 0):.1f} MB over the loaded model's "
-                     f"{mem['baseline_rss_mb']:.1f} MB" + (f"; GPU {gpu:.0f} MB (this process)" if gpu is not None else ""))
+        over = (f", +{mem['increase_mb']:.1f} MB over the loaded model's {mem['baseline_rss_mb']:.1f} MB" if mem.get("increase_mb") is not None
+                else "")
+        lines.append(f"  memory: peak {mem['peak_rss_mb']:.1f} MB resident{over}" + (f"; GPU {gpu:.0f} MB (this process)" if gpu is not None else ""))
     power = first.get("power") or {}
     if power.get("sensor"):
         lines += [f"  power at batch {first['batch']}: {n} {power[n]['mean_w']:.2f} W mean, {power[n]['mj_per_inference']:.2f} mJ/inference "
