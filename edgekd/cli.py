@@ -248,6 +248,8 @@ def resolve_config(kw: dict, base: dict | None = None) -> dict:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--print-config", "--dry-run", "print_config", is_flag=True,
               help="Print the resolved recipe (JSON, as saved in config.json) and exit; nothing is created.")
+@click.option("--log", "tracker", type=click.Choice(["tensorboard"]), default=None,
+              help="Also mirror metrics.jsonl and steps.jsonl to TensorBoard (RUN/tensorboard; pip install tensorboard).")
 @_user_errors
 def distill(**kw):
     """Train a student with cross-task distillation (or the spectral regulariser) on the profile's data.
@@ -276,10 +278,13 @@ def distill(**kw):
     _set_threads(kw["threads"])
     from .fileio import check_out_dir
     from .train.loop import Trainer
+    from .train.tracking import check_tracker, open_mirrors
 
+    check_tracker(kw["tracker"])
     check_out_dir(out)
     try:
         trainer = Trainer(cfg, out, resume=kw["resume"], overwrite=kw["overwrite"], progress=not kw["quiet"])
+        trainer.mirrors = open_mirrors(kw["tracker"], out, trainer.step) if trainer.dist.is_main else []
         if trainer.dist.is_main and not kw["quiet"]:
             _describe_run(trainer)
         if trainer.dist.is_main and trainer.warmup_note:
@@ -587,6 +592,8 @@ def export(run, fmt, precision, **kw):
 @click.option("--warmup-time", type=click.FloatRange(min=0), default=None, help="...and at least this many seconds, at least 0.2 [profile: 0.2].")
 @click.option("--no-accuracy", is_flag=True, help="Latency only (any ONNX model; no validation data needed).")
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Write every figure and the environment here.")
+@click.option("--compare-to", type=click.Path(), default=None,
+              help="An earlier --json result: latency ratios, or why the two are incomparable (device state).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def bench(model, json_path, no_accuracy, quiet, **kw):
@@ -594,9 +601,14 @@ def bench(model, json_path, no_accuracy, quiet, **kw):
 
     \b
     Needs only numpy and onnxruntime (or TensorRT): no torch on the device.  Prints a table,
-    checks the target's latency budget (p90 at batch 1; a verdict only when this machine is the
-    target's kind of hardware, else "not on target: no verdict"), and with --json writes every
-    figure with the environment (CPU, cores, threads, runtime versions, providers, precision, GPU).
+    checks the target's latency budget (p90 at batch 1) and memory_gb (peak resident + GPU memory;
+    verdicts only when this machine is the target's kind of hardware, else "not on target: no
+    verdict"), and with --json writes every figure with the environment (CPU, cores, threads,
+    runtime versions, providers, precision, GPU) and the device's state (governor, Jetson power
+    mode and release, driver, throttling).  Also: the timed loop's peak memory, mean power and mJ
+    per inference where a sensor is readable (RAPL, NVML, Jetson INA3221), and where each node
+    ran (ONNX Runtime's profiler, OpenVINO's runtime graph; a separate run after the timing), with
+    a warning when part of the model left the requested execution provider.
     The model is timed at its own input size; --profile picks the target and bench settings.
     Any ONNX model (no edgekd metadata) can be timed with --no-accuracy; so can a model whose
     validation data is not on this device.
@@ -612,6 +624,8 @@ def bench(model, json_path, no_accuracy, quiet, **kw):
         click.echo(f"wrote {json_path}")
     if "budget" in result and result["budget"]["pass"] is False:
         click.echo(f"latency budget of {result['budget']['target']} missed", err=True)
+    if "memory_budget" in result and result["memory_budget"]["pass"] is False:
+        click.echo(f"memory of {result['memory_budget']['target']} exceeded", err=True)
 
 
 # --------------------------------------------------------------------------- teacher

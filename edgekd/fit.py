@@ -184,7 +184,7 @@ def bench_rounds(paths: dict, backend: str, threads: int, min_time: float, round
     for r in range(rounds):
         for n, p in paths.items():
             res = run_bench(p, backend=backend, threads=threads, min_iters=10, min_time=min_time, warmup_iters=10,
-                            warmup_time=0.2, accuracy_check=False, show_progress=False)
+                            warmup_time=0.2, accuracy_check=False, show_progress=False, placement=False)
             seen[n].append(res["latency"]["batch1"])
         log(f"  round {r + 1}/{rounds} timed")
     out = {}

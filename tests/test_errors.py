@@ -201,6 +201,14 @@ def case_bench_unknown_suffix(t, run):
     return ["bench", write(t / "model.tflite", "x")], "unknown model type .tflite"
 
 
+def case_bench_compare_to_missing(t, run):
+    return ["bench", t / "model.onnx", "--compare-to", t / "old.json"], "--compare-to"
+
+
+def case_bench_compare_to_not_a_result(t, run):
+    return ["bench", t / "model.onnx", "--compare-to", write(t / "config.json", '{"train": {}}')], "is not an edgekd bench result"
+
+
 def case_synth_zero(t, run):
     return ["data", "synth", "--out", t / "s", "--n", "0"], "--n must be at least 1"
 

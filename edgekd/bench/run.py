@@ -20,7 +20,9 @@ import numpy as np
 from ..errors import EdgekdError
 from .accuracy import accuracy, accuracy_vs_reference  # noqa: F401  (accuracy: part of this module's interface)
 from .evaluate import input_batch, model_input, open_samples
-from .latency import budget_verdict, machine_arch, measure_latency, on_target, timed_loop  # noqa: F401
+from .device_state import ClockMonitor
+from .latency import budget_verdict, machine_arch, measure_latency, memory_verdict, on_target, runs_on_gpu, timed_loop  # noqa: F401
+from .memory import PeakMemory, memory_summary, rss_mb
 from .settings import BenchSettings
 
 
@@ -178,45 +180,84 @@ def open_model(s: BenchSettings, log=print) -> OpenModel:
 
 def run_bench(model, profile=None, target=None, backend=None, data=None, data_format=None, val_size=None, batch=None,
               threads=None, min_iters=None, min_time=None, warmup_iters=None, warmup_time=None, accuracy_check=True,
-              show_progress=True, log=print) -> dict:
+              show_progress=True, log=print, compare_to=None, placement=True) -> dict:
     """Bench ``model`` (the options are :class:`BenchSettings`'); returns every figure (``edgekd bench --json``)."""
     return bench(BenchSettings(model, profile, target, backend, data, data_format, val_size, batch, threads, min_iters, min_time,
-                               warmup_iters, warmup_time, accuracy_check, show_progress), log)
+                               warmup_iters, warmup_time, accuracy_check, show_progress, compare_to, placement), log)
 
 
 def bench(s: BenchSettings, log=print) -> dict:
-    """Latency, budget verdict, accuracy and environment of ``s.model``."""
+    """Latency, memory, power, placement, budget verdicts, accuracy and device state of ``s.model``."""
+    from .compare import compare_results, load_result
+
     s.check()
+    old = load_result(s.compare_to) if s.compare_to else None  # a bad file is refused before the model loads
     m = open_model(s, log)
+    baseline_mb = rss_mb()  # the loaded runtime and model, before their first run
     try:
-        timing = s.timing(m.bc)
-        if "task" in m.meta:
-            results, x1, pre_fn = _edgekd_model(m, s, log)
-        else:  # a third-party ONNX model: latency only, on a random input of its declared shape
-            x1, pre_fn = generic_input(m.runner, m.path, log), None
-            results = {"model": str(m.path), "kind": m.kind, "precision": "unknown", "task": None, "input": list(x1.shape[1:])}
-        results.update(settings=timing, latency=measure_latency(m.runner, x1, s.batch or m.bc.get("batch", 1), timing,
-                                                                 s.show_progress, pre_fn))
-        verdict = budget_verdict(m.tgt, m.runner, m.backend, results["latency"])
-        if verdict is not None:
-            results["budget"] = verdict
+        results, x1 = _timed(m, s, baseline_mb, log)
         ev = results.pop("_eval", None)
         if s.accuracy_check:
             results["accuracy"] = accuracy_vs_reference(m.runner, m.meta, ev, s.show_progress)
+        results["placement"] = _placement(m.runner, x1, log) if s.placement else None
         results["environment"] = _environment(m, results["precision"])
         results["notes"] = _notes(results, m.meta, m.tgt)
     finally:
         m.runner.close()
+    if old is not None:
+        results["comparison"] = compare_results(old, results, s.compare_to)
     return results
 
 
+def _timed(m: OpenModel, s: BenchSettings, baseline_mb, log) -> tuple[dict, np.ndarray]:
+    """The timed loops with their monitors (memory, power, clock), and the budget verdicts."""
+    from .gpu import gpu_memory
+    from .power import PowerMonitor, open_power_readers
+
+    timing = s.timing(m.bc)
+    if "task" in m.meta:
+        results, x1, pre_fn = _edgekd_model(m, s, log)
+    else:  # a third-party ONNX model: latency only, on a random input of its declared shape
+        x1, pre_fn = generic_input(m.runner, m.path, log), None
+        results = {"model": str(m.path), "kind": m.kind, "precision": "unknown", "task": None, "input": list(x1.shape[1:])}
+    readers, no_power = open_power_readers()
+    monitors = (PeakMemory(baseline_mb), PowerMonitor(readers, no_power), ClockMonitor())
+    results.update(settings=timing, latency=measure_latency(m.runner, x1, s.batch or m.bc.get("batch", 1), timing,
+                                                             s.show_progress, pre_fn, monitors))
+    results["memory"] = memory_summary(results["latency"], baseline_mb, gpu_memory() if runs_on_gpu(m.runner) else None)
+    results["power"] = {"sensors": [r.name for r in readers], "unavailable": no_power}
+    for key, verdict in (("budget", budget_verdict(m.tgt, m.runner, m.backend, results["latency"])),
+                         ("memory_budget", memory_verdict(m.tgt, m.runner, m.backend, results["memory"]))):
+        if verdict is not None:
+            results[key] = verdict
+    return results, x1
+
+
+def _placement(runner, x1: np.ndarray, log) -> dict | None:
+    """The runtime's own account of where the nodes ran (a separate profiled run, after the timed loops)."""
+    from .placement import placement_warning
+
+    try:
+        p = runner.placement(x1)
+    except Exception as e:  # a runtime whose profiler fails must not cost the user the timings
+        log(f"note: placement not available ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})")
+        return {"error": f"{type(e).__name__}: {e}"}
+    w = placement_warning(p)
+    if w:
+        log(f"warning: {w}")
+        p["warning"] = w
+    return p
+
+
 def _environment(m: OpenModel, precision: str) -> dict:
+    from .device_state import device_state
     from .environment import environment
 
     env = environment(m.runner)
     env["precision"] = precision
     env["target"] = (m.tgt or {}).get("name")
     env["arch"] = machine_arch()
+    env.update(device_state(env.get("threads")))
     return env
 
 
@@ -288,22 +329,20 @@ def format_table(r: dict) -> str:
     lines = [f"edgekd bench: {r['model']} ({what}, input {'x'.join(map(str, r['input']))})",
              f"  {env.get('backend')} on {env.get('cpu')} ({env.get('cores')} cores, {env.get('threads')} threads)"
              + (f", GPU {env['gpu']}" if env.get("gpu") else "") + f"; {env.get('runtime')}", ""]
-    hdr = f"{'batch':>5} {'iters':>6} {'min':>8} {'p50':>8} {'p90':>8} {'p95':>8} {'p99':>8} {'max':>8} {'mean':>8} {'cv':>6} {'img/s':>9}"
-    lines += [hdr + "   (ms)", "-" * len(hdr)]
+    energy = _energy_column(r["latency"])
+    hdr = (f"{'batch':>5} {'iters':>6} {'min':>8} {'p50':>8} {'p90':>8} {'p95':>8} {'p99':>8} {'max':>8} {'mean':>8} {'cv':>6} {'img/s':>9}"
+           f" {'peak MB':>8}" + (f" {'mJ/img':>8}" if energy else ""))
+    lines += [hdr + "   (times in ms)", "-" * len(hdr)]
     for v in r["latency"].values():
+        peak = (v.get("memory") or {}).get("peak_rss_mb")
         lines.append(f"{v['batch']:>5} {v['iters']:>6} {v['min_ms']:>8.2f} {v['p50_ms']:>8.2f} {v['p90_ms']:>8.2f} {v['p95_ms']:>8.2f} "
-                     f"{v['p99_ms']:>8.2f} {v['max_ms']:>8.2f} {v['mean_ms']:>8.2f} {v['cv']:>6.3f} {v['throughput_ips']:>9.1f}")
+                     f"{v['p99_ms']:>8.2f} {v['max_ms']:>8.2f} {v['mean_ms']:>8.2f} {v['cv']:>6.3f} {v['throughput_ips']:>9.1f}"
+                     + (f" {peak:>8.1f}" if peak is not None else f" {'-':>8}") + (f" {energy(v):>8}" if energy else ""))
     first = next(iter(r["latency"].values()))
     stages = first.get("stages_p50_ms", {})
     if stages:
         lines.append(f"  stages at batch {first['batch']} (p50 ms): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
-    if "budget" in r:
-        b = r["budget"]
-        head = f"  budget of {b['target']}: p90 {b['p90_ms']:.2f} ms vs {b['latency_budget_ms']:.1f} ms -> "
-        if b.get("on_target", True):
-            lines.append(head + ("PASS" if b["pass"] else "FAIL"))
-        else:
-            lines.append(head + f"not on target: no verdict ({b['why_no_verdict']})")
+    lines += _verdict_lines(r) + _truth_lines(r, first)
     if "accuracy" in r:
         a = r["accuracy"]
         lines += ["", f"accuracy on {a['images']} validation images ({a['data']}):", f"  {'metric':<10} {'this':>9} {'fp32 ref':>9}"]
@@ -312,4 +351,62 @@ def format_table(r: dict) -> str:
             lines.append(f"  {k:<10} {v:>9.4f} {('%9.4f' % ref) if ref is not None else '        -'}")
     for n in r.get("notes", []):
         lines.append(f"note: {n}")
+    if "comparison" in r:
+        from .compare import comparison_lines
+
+        lines += comparison_lines(r["comparison"])
     return "\n".join(lines)
+
+
+def _energy_column(latency: dict):
+    """A function giving a batch's millijoules per image (first sensor), or None when no sensor measured."""
+    first = next(iter(latency.values())).get("power") or {}
+    if not first.get("sensor"):
+        return None
+    name = first["sensor"][0]
+    return lambda v: f"{v['power'][name]['mj_per_image']:.1f}" if (v.get("power") or {}).get(name) else "-"
+
+
+def _verdict_lines(r: dict) -> list[str]:
+    """The target's latency budget and memory against this run (PASS/FAIL only on the target's kind of hardware)."""
+    lines = []
+    for key, head in (("budget", lambda b: f"  budget of {b['target']}: p90 {b['p90_ms']:.2f} ms vs {b['latency_budget_ms']:.1f} ms -> "),
+                      ("memory_budget", lambda b: f"  memory of {b['target']}: {b['footprint_mb']:.0f} MB vs {b['memory_gb']:g} GB -> ")):
+        if key in r:
+            b = r[key]
+            if b.get("on_target", True):
+                lines.append(head(b) + ("PASS" if b["pass"] else "FAIL"))
+            else:
+                lines.append(head(b) + f"not on target: no verdict ({b['why_no_verdict']})")
+    return lines
+
+
+def _truth_lines(r: dict, first: dict) -> list[str]:
+    """Memory, power, placement and the device's state, one line each."""
+    from .placement import placement_line
+
+    mem, env, lines = r.get("memory") or {}, r["environment"], []
+    if mem.get("peak_rss_mb") is not None:
+        gpu = (mem.get("gpu") or {}).get("process_used_mb")
+        over = (f", +{mem['increase_mb']:.1f} MB over the loaded model's {mem['baseline_rss_mb']:.1f} MB" if mem.get("increase_mb") is not None
+                else "")
+        lines.append(f"  memory: peak {mem['peak_rss_mb']:.1f} MB resident{over}" + (f"; GPU {gpu:.0f} MB (this process)" if gpu is not None else ""))
+    power = first.get("power") or {}
+    if power.get("sensor"):
+        lines += [f"  power at batch {first['batch']}: {n} {power[n]['mean_w']:.2f} W mean, {power[n]['mj_per_inference']:.2f} mJ/inference "
+                  f"({power[n]['scope']})" for n in power["sensor"]]
+    elif power:
+        lines.append("  power: no sensor (" + "; ".join(power["why"].values()) + ")")
+    p = r.get("placement")
+    if p and "units" in p:
+        lines.append(f"  placement: {placement_line(p)}")
+    lines.append("  device: " + ", ".join(f"{k} {env.get(k) if env.get(k) is not None else '-'}" for k in
+                                          ("cpu_governor", "cores_allowed", "power_mode", "l4t", "nvidia_driver", "cuda_driver"))
+                 + "; throttling " + _throttling_text(first.get("throttling") or {}))
+    return lines
+
+
+def _throttling_text(t: dict) -> str:
+    if t.get("throttled") is None:
+        return t.get("why", "not observed")
+    return ("SEEN" if t["throttled"] else "none") + f" (CPU clock {t['cpu_mhz_min']:.0f}-{t['cpu_mhz_max']:.0f} MHz, drop {t['clock_drop']:.0%})"

@@ -30,6 +30,8 @@ class BenchSettings:
     warmup_time: float | None = None
     accuracy_check: bool = True
     show_progress: bool = True
+    compare_to: str | Path | None = None  # an earlier bench --json to compare with (or refuse as incomparable)
+    placement: bool = True  # profile where the nodes ran (a separate short run after the timing)
 
     def check(self) -> None:
         """Counts and times that cannot be measured with: refused before any model is loaded."""

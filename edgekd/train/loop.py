@@ -89,6 +89,7 @@ class Trainer:
         self._epoch_losses: list[dict] = []
         self._t_run, self._step0 = time.monotonic(), 0  # for the whole-run ETA
         self._last_save, self._saved_once = time.monotonic(), resume
+        self.mirrors: list = []  # experiment trackers mirroring the logs (set by edgekd distill --log)
         if resume:
             self._resume()
 
@@ -155,6 +156,8 @@ class Trainer:
                    "final": self.last_metrics, "loss_weights": self.model.weights(), "diagnostics": self.diagnostics}
         if self.dist.is_main:
             atomic_write_json(self.out / "summary.json", summary)
+        for m in self.mirrors:
+            m.close()
         cleanup(self.dist)
         return summary
 
@@ -216,9 +219,15 @@ class Trainer:
                     f"{self.out / 'last.pt'} is kept; lower --lr or --distill-weight and --resume or restart"
                 )
             if self.dist.is_main:
-                append_jsonl(self.out / "steps.jsonl", {"step": step, "epoch": self.epoch, "lr": float(self.scheduler.get_last_lr()[0]), **vals})
+                self._append("steps", {"step": step, "epoch": self.epoch, "lr": float(self.scheduler.get_last_lr()[0]), **vals})
             self._epoch_losses.append(vals)
         pending.clear()
+
+    def _append(self, log: str, record: dict) -> None:
+        """One line of ``<log>.jsonl``, mirrored to the trackers of ``--log`` (train/tracking.py)."""
+        append_jsonl(self.out / f"{log}.jsonl", record)
+        for m in self.mirrors:
+            m.write(log, record)
 
     def _end_epoch(self, last_batch, val_loader, fit_loader):
         """The epoch's record (mean losses, loss strength, metrics when evaluated), logs and checkpoints."""
@@ -243,7 +252,7 @@ class Trainer:
 
     def _write_epoch(self, record: dict, improved: bool):
         """metrics.jsonl, spectrum.jsonl, last.pt (and best.pt), the epoch's line (main process)."""
-        append_jsonl(self.out / "metrics.jsonl", record)
+        self._append("metrics", record)
         if self.model.distiller is not None:
             d = self.model.distiller
             append_jsonl(self.out / "spectrum.jsonl", {"epoch": record["epoch"], "step": self.step,

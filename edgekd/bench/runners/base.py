@@ -62,6 +62,18 @@ class BaseRunner:
         """The model input's shape; dynamic axes are None (or a name)."""
         return []
 
+    def placement(self, x) -> dict | None:
+        """Where the model's nodes ran on input ``x``, by the runtime's own account, or None where it gives none.
+
+        Called after the timed loops, never during them: a runner may profile a separate session
+        (ONNX Runtime) or compile a second model (OpenVINO) for it.  The dict's form is in
+        ``edgekd/bench/placement.py``: ``requested`` (the unit asked for: an execution provider, a
+        delegate), ``nodes`` (all counted), ``units`` ({unit: {"nodes", "time_share"}}) and optionally
+        ``precisions``; the bench warns when fewer than ``nodes`` ran on ``requested``.  A LiteRT runner
+        fills it from its delegate (for example 234 of 234 nodes on the GPU delegate).
+        """
+        return None
+
     def __enter__(self):
         if not self.is_open:
             self.open()

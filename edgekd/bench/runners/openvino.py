@@ -40,10 +40,11 @@ class OpenVINORunner(BaseRunner):
                               "give the model.onnx written by edgekd export") from None
         # f32 keeps fp32 files fp32 (on CPUs with bf16 units OpenVINO would otherwise pick bf16, changing the
         # accuracy being checked); INT8 comes from the file's QDQ nodes, not from this hint.
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(self.threads or 0),
-                  "INFERENCE_PRECISION_HINT": "f32"}
+        self.config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(self.threads or 0),
+                       "INFERENCE_PRECISION_HINT": "f32"}
+        self.core = core
         try:
-            self.compiled = core.compile_model(self.model, "CPU", config)
+            self.compiled = core.compile_model(self.model, "CPU", self.config)
         except Exception as e:
             raise EdgekdError(f"OpenVINO cannot compile {self.path}: {str(e).splitlines()[0][:200]}") from None
         self.request = self.compiled.create_infer_request()
@@ -68,6 +69,21 @@ class OpenVINORunner(BaseRunner):
     def input_shape(self) -> list:
         ps = self.model.inputs[0].get_partial_shape()
         return [d.get_length() if d.is_static else None for d in ps]
+
+    def placement(self, x, runs: int = 3) -> dict:
+        """Ops per runtime precision (and their share of execution time), from a second compile with PERF_COUNT."""
+        from ..placement import openvino_placement
+
+        config = {**self.config, "PERF_COUNT": True}
+        compiled = self.core.compile_model(self.model, "CPU", config)
+        request = compiled.create_infer_request()
+        for _ in range(runs):
+            request.infer({0: x})
+        ops = []
+        for op in compiled.get_runtime_model().get_ordered_ops():
+            info = op.get_rt_info()
+            ops.append((info["layerType"].astype(str), info["runtimePrecision"].astype(str), info["execTimeMcs"].astype(str)))
+        return openvino_placement(ops, "CPU")
 
     def infer(self, x):
         t0 = time.perf_counter()

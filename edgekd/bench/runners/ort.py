@@ -56,21 +56,44 @@ class OrtRunner(BaseRunner):
         reason = self.unavailable(**self.options)
         if reason:
             raise MissingDependencyError(reason)
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = self._providers(so)
-        try:
-            self.session = ort.InferenceSession(str(self.path), so, providers=providers)
-        except Exception as e:
-            if type(e).__name__ == "InvalidProtobuf":
-                raise EdgekdError(f"{self.path} is not a valid ONNX model (onnxruntime cannot parse it); give the model.onnx written by edgekd export") from None
-            raise EdgekdError(f"onnxruntime cannot load {self.path}: {str(e).splitlines()[0][:200]}") from None
         self.ort = ort
+        self.session = self._session()
         self.input = self.session.get_inputs()[0]
         self.on_gpu = self.options["provider"] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
         self.is_open = True
         return self
+
+    def _session(self, profile_prefix: str | None = None):
+        ort = self.ort
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if profile_prefix:
+            so.enable_profiling = True
+            so.profile_file_prefix = profile_prefix
+        providers = self._providers(so)
+        try:
+            return ort.InferenceSession(str(self.path), so, providers=providers)
+        except Exception as e:
+            if type(e).__name__ == "InvalidProtobuf":
+                raise EdgekdError(f"{self.path} is not a valid ONNX model (onnxruntime cannot parse it); give the model.onnx written by edgekd export") from None
+            raise EdgekdError(f"onnxruntime cannot load {self.path}: {str(e).splitlines()[0][:200]}") from None
+
+    def placement(self, x, runs: int = 3) -> dict:
+        """Nodes and kernel time per execution provider, from ORT's profiler on a separate session (``runs`` runs)."""
+        import tempfile
+        from pathlib import Path
+
+        from ..placement import ort_trace_placement, read_ort_trace
+
+        with tempfile.TemporaryDirectory(prefix="edgekd-ort-profile-") as tmp:
+            session = self._session(profile_prefix=str(Path(tmp) / "ort"))
+            for _ in range(max(runs, 2)):  # the first run is left out of the time shares
+                session.run(None, {self.input.name: x})
+            trace = read_ort_trace(session.end_profiling())
+        p = ort_trace_placement(trace, self.options["provider"])
+        p["source"] += f" ({max(runs, 2)} runs of a separate session)"
+        return p
 
     def close(self):
         self.session = None
