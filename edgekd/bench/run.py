@@ -59,7 +59,7 @@ def pick_backend(kind: str, requested: str, target: dict | None) -> str:
     return cls.name
 
 
-def make_runner(path: Path, kind: str, backend: str, threads: int, precision: str):
+def make_runner(path: Path, backend: str, threads: int, precision: str):
     """An open runner of ``backend`` for ``path`` (close it, or use it as a context manager)."""
     from .runners import create_runner
 
@@ -112,7 +112,7 @@ def generic_input(runner, path: Path, log=print) -> np.ndarray:
     return np.zeros(dims, dtype=dtype)
 
 
-def input_hw(runner, kind: str, meta: dict) -> tuple[int, int]:
+def input_hw(runner, meta: dict) -> tuple[int, int]:
     shape = runner.input_shape()
     if shape:
         if len(shape) != 4 or shape[1] != 3:
@@ -165,7 +165,7 @@ def open_model(s: BenchSettings, log=print) -> OpenModel:
     backend = pick_backend(kind, requested, tgt)
     cores = os.cpu_count() or 1
     threads = s.threads if s.threads is not None else min((tgt or {}).get("threads", cores), cores)
-    runner = make_runner(path, kind, backend, threads, "fp32")
+    runner = make_runner(path, backend, threads, "fp32")
     meta = model_metadata(runner, kind, path, need_task=s.accuracy_check)
     if tgt is None and meta.get("target"):
         try:
@@ -204,7 +204,7 @@ def bench(s: BenchSettings, log=print) -> dict:
         if s.accuracy_check:
             results["accuracy"] = accuracy_vs_reference(m.runner, m.meta, ev, s.show_progress)
         results["environment"] = _environment(m, results["precision"])
-        results["notes"] = _notes(results, m.meta, m.tgt)
+        results["notes"] = _notes(results, m.meta)
     finally:
         m.runner.close()
     return results
@@ -236,7 +236,7 @@ def _edgekd_model(m: OpenModel, s: BenchSettings, log):
     """Input, pre-processing and evaluation set-up for a model exported by edgekd (its metadata says how)."""
     from ..tasks import create_task
 
-    hw = input_hw(m.runner, m.kind, m.meta)
+    hw = input_hw(m.runner, m.meta)
     if m.cfg is not None and tuple(m.cfg["data"]["image_size"]) != tuple(hw):
         ph, pw = m.cfg["data"]["image_size"]
         # The profile picks the target and the bench settings; the model's own graph fixes its input size.
@@ -263,7 +263,7 @@ def _precision(meta: dict, path: Path) -> str:
     return meta.get("precision", "fp32")
 
 
-def _notes(r: dict, meta: dict, tgt: dict | None) -> list[str]:
+def _notes(r: dict, meta: dict) -> list[str]:
     """What a reader of the numbers should know (printed under the table, kept in the JSON)."""
     notes = []
     on_x86_cpu = r["environment"].get("backend") in ("ort-cpu", "ort-xnnpack") and r["environment"].get("arch") == "x86_64"
