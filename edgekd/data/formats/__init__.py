@@ -17,6 +17,7 @@ from pathlib import Path
 from ...errors import EdgekdError
 from ...lazy import Target
 from ...lazy import resolve as _resolve
+from ...registry import Registry
 
 
 
@@ -40,26 +41,22 @@ class DataFormat:
         return _resolve(self.open)(path, split, n, **{k: v for k, v in options.items() if k in self.options})
 
 
-_FORMATS: dict[str, DataFormat] = {}
+DATA_FORMATS = Registry("--data-format")
 
 
 def register_data_format(name: str, summary: str, tasks, detect: Target, open: Target, aliases=(), options=()) -> DataFormat:
     """Add (or replace) a format; ``aliases`` are other names ``--data-format`` accepts for it."""
     fmt = DataFormat(name, summary, tuple(tasks), detect, open, tuple(aliases), tuple(options))
-    _FORMATS[name] = fmt
-    return fmt
+    return DATA_FORMATS.register(name, fmt, aliases=fmt.aliases)
 
 
 def list_data_formats(task: str | None = None) -> list[str]:
     """The canonical names, in detection order; with ``task``, those the task can learn from."""
-    return [f.name for f in _FORMATS.values() if task is None or task in f.tasks]
+    return [f.name for f in DATA_FORMATS.values() if task is None or task in f.tasks]
 
 
 def get_data_format(name: str) -> DataFormat:
-    for fmt in _FORMATS.values():
-        if name == fmt.name or name in fmt.aliases:
-            return fmt
-    raise EdgekdError(f"unknown --data-format {name!r}; use one of: {', '.join(_FORMATS)}")
+    return DATA_FORMATS.get(name)
 
 
 def create_data_format(name: str, path: Path, split: str, n=None, **options):
@@ -73,7 +70,7 @@ def detect_format(path: Path, task: str | None = None) -> str:
     # A task no format names (none yet) may try them all.
     candidates = (list_data_formats(task) or list_data_formats()) if task else list_data_formats()
     for name in candidates:
-        if _FORMATS[name].looks_like(path):
+        if DATA_FORMATS.get(name).looks_like(path):
             return name
     what = f" for the {task} task" if task else ""
     raise EdgekdError(
