@@ -33,6 +33,16 @@ def task_class(name: str) -> type:
     return TASKS.get(name)
 
 
+def all_sample_keys() -> tuple:
+    """Every per-pixel sample key of every registered task (the first declaration of a name wins):
+    what a sample is resized by where its task is not known (:func:`edgekd.bench.evaluate.prepare_sample`)."""
+    keys: dict = {}
+    for name in list_tasks():
+        for key in task_class(name).sample_keys:
+            keys.setdefault(key.name, key)
+    return tuple(keys.values())
+
+
 def create_task(name: str, **kwargs):
     """A task instance; ``kwargs`` are the task's arguments (those :meth:`Task.args_from_source` gives)."""
     return task_class(name)(**kwargs)

@@ -28,11 +28,19 @@ class DataFormat:
 
     name: str
     summary: str
-    tasks: tuple[str, ...]
+    serves: tuple[str, ...] | None  # the tasks that can learn from it; None: every registered task
     detect: Target
     open: Target
     aliases: tuple[str, ...] = ()
     options: tuple[str, ...] = ()
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        if self.serves is not None:
+            return self.serves
+        from ...tasks import list_tasks  # the registry of names only (no task module is imported)
+
+        return tuple(list_tasks())
 
     def looks_like(self, path: Path) -> bool:
         return bool(_resolve(self.detect)(path))
@@ -45,8 +53,8 @@ DATA_FORMATS = Registry("--data-format")
 
 
 def register_data_format(name: str, summary: str, tasks, detect: Target, open: Target, aliases=(), options=()) -> DataFormat:
-    """Add (or replace) a format; ``aliases`` are other names ``--data-format`` accepts for it."""
-    fmt = DataFormat(name, summary, tuple(tasks), detect, open, tuple(aliases), tuple(options))
+    """Add (or replace) a format; ``tasks`` = None: every registered task; ``aliases``: other names ``--data-format`` accepts."""
+    fmt = DataFormat(name, summary, None if tasks is None else tuple(tasks), detect, open, tuple(aliases), tuple(options))
     return DATA_FORMATS.register(name, fmt, aliases=fmt.aliases)
 
 
@@ -84,9 +92,8 @@ def detect_and_open(path: Path, split: str, n=None, data_format: str = "auto", t
     return create_data_format(name, path, split, n, direction=direction)
 
 
-_ALL_TASKS = ("depth", "segmentation", "classification", "colourisation", "translation")
-
-register_data_format("edgekd-scenes", "scenes written by edgekd data synth (edgekd-data.json)", _ALL_TASKS,
+# The synthetic scenes carry every built-in task's target; a new task that needs other labels says so when it reads them.
+register_data_format("edgekd-scenes", "scenes written by edgekd data synth (edgekd-data.json)", None,
                      "edgekd.data.formats.edgekd_scenes:detect", "edgekd.data.formats.edgekd_scenes:SceneFolder")
 register_data_format("nyu-mat", "NYU Depth v2 nyu_depth_v2_labeled.mat", ("depth",),
                      "edgekd.data.formats.nyu_mat:detect", "edgekd.data.formats.nyu_mat:NYUv2Mat")
