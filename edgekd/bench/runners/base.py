@@ -130,9 +130,9 @@ def _import_runner_modules() -> None:
     """
     import importlib
     import pkgutil
+    import sys
 
-    from . import __path__ as here
-
+    here = sys.modules[__package__].__path__  # the package is imported before any of its modules
     names = sorted(m.name for m in pkgutil.iter_modules(here) if m.name != "base")
     for name in sorted(names, key=lambda n: n != "ort"):
         importlib.import_module(f"{__package__}.{name}")

@@ -21,6 +21,20 @@ from ...registry import Registry
 
 
 
+class _EveryTask(tuple):
+    """The tasks of a format that serves whichever task is registered (a task is never listed here, so the
+    data floor needs no import of the tasks above it): every name is in it."""
+
+    def __contains__(self, task) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "EVERY_TASK"
+
+
+EVERY_TASK = _EveryTask()
+
+
 @dataclass(frozen=True)
 class DataFormat:
     """``detect(path) -> bool``; ``open(path, split, n, **options) -> reader``, where ``options`` are the
@@ -28,19 +42,11 @@ class DataFormat:
 
     name: str
     summary: str
-    serves: tuple[str, ...] | None  # the tasks that can learn from it; None: every registered task
+    tasks: tuple[str, ...]  # the tasks that can learn from it (EVERY_TASK: any registered one)
     detect: Target
     open: Target
     aliases: tuple[str, ...] = ()
     options: tuple[str, ...] = ()
-
-    @property
-    def tasks(self) -> tuple[str, ...]:
-        if self.serves is not None:
-            return self.serves
-        from ...tasks import list_tasks  # the registry of names only (no task module is imported)
-
-        return tuple(list_tasks())
 
     def looks_like(self, path: Path) -> bool:
         return bool(_resolve(self.detect)(path))
@@ -53,8 +59,9 @@ DATA_FORMATS = Registry("--data-format")
 
 
 def register_data_format(name: str, summary: str, tasks, detect: Target, open: Target, aliases=(), options=()) -> DataFormat:
-    """Add (or replace) a format; ``tasks`` = None: every registered task; ``aliases``: other names ``--data-format`` accepts."""
-    fmt = DataFormat(name, summary, None if tasks is None else tuple(tasks), detect, open, tuple(aliases), tuple(options))
+    """Add (or replace) a format; ``aliases`` are other names ``--data-format`` accepts for it."""
+    fmt = DataFormat(name, summary, tasks if isinstance(tasks, _EveryTask) else tuple(tasks), detect, open, tuple(aliases),
+                     tuple(options))
     return DATA_FORMATS.register(name, fmt, aliases=fmt.aliases)
 
 
@@ -92,8 +99,8 @@ def detect_and_open(path: Path, split: str, n=None, data_format: str = "auto", t
     return create_data_format(name, path, split, n, direction=direction)
 
 
-# The synthetic scenes carry every built-in task's target; a new task that needs other labels says so when it reads them.
-register_data_format("edgekd-scenes", "scenes written by edgekd data synth (edgekd-data.json)", None,
+# The synthetic scenes carry every built-in task's target; a task needing other labels finds them missing.
+register_data_format("edgekd-scenes", "scenes written by edgekd data synth (edgekd-data.json)", EVERY_TASK,
                      "edgekd.data.formats.edgekd_scenes:detect", "edgekd.data.formats.edgekd_scenes:SceneFolder")
 register_data_format("nyu-mat", "NYU Depth v2 nyu_depth_v2_labeled.mat", ("depth",),
                      "edgekd.data.formats.nyu_mat:detect", "edgekd.data.formats.nyu_mat:NYUv2Mat")
