@@ -1,4 +1,4 @@
-"""The five claims of paper-notes.md decided on an ``edgekd compare`` folder, with intervals (regime C).
+"""The five claims of docs/method.md §7 decided on an ``edgekd compare`` folder, with intervals (regime C).
 
     python benchmarks/claims_c_verdicts.py WORK/grid --out benchmarks/results/claims_cpu_c
 

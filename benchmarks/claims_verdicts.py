@@ -1,4 +1,4 @@
-"""The five claims of paper-notes.md, checked on an ``edgekd compare`` directory.
+"""The five claims of docs/method.md §7, checked on an ``edgekd compare`` directory.
 
     python benchmarks/claims_verdicts.py runs/claims [--same-task teacher-depth] [--dissimilar random,mobilenetv2_100,teacher-classification]
 

@@ -36,7 +36,7 @@ def data_for(meta, split, n):
     ev = json.loads(meta["reference_eval"])
     hw = json.loads(meta["input_shape"])[2:]
     ds = open_dataset(ev["data"], split, hw, n, ev["seed"], ev.get("data_format", "auto"))
-    samples = [resize_sample(ds[i], *hw) for i in range(min(n, len(ds)))]
+    samples = [resize_sample(ds[i], *hw, task.sample_keys) for i in range(min(n, len(ds)))]
     x = np.stack([normalise(task.input_image(s)) for s in samples]).astype(np.float32)
     return task, x, samples
 

@@ -286,7 +286,7 @@ class ExportConfig:
 
 @dataclass
 class BenchConfig:
-    """[bench]: how edgekd bench measures (DESIGN.md §5: >= 200 ms and >= 10 runs of warm-up)."""
+    """[bench]: how edgekd bench measures (>= 200 ms and >= 10 runs of warm-up: docs/architecture.md, "The deployment contract")."""
 
     backend: str = _choice("auto", _backends, help="auto: the first of the target's runtimes this machine has.")
     batch: int = _int(1, 1, 4096, help="Also measure at this batch size (batch 1 always).")

@@ -311,7 +311,7 @@ def run_fit(profile=None, target=None, candidates=None, backend="auto", min_time
     result = {"profile": cfg["profile"]["name"], "target": tgt["name"], "backend": backend, "threads": threads,
               "latency_budget_ms": budget, "rounds": rounds, "min_time": min_time, "front_key": key,
               "higher_is_better": higher, "candidates": rows, "chosen": chosen["candidate"] if chosen else None}
-    _write_outputs(out, result, log)
+    _write_outputs(out, result)
     if write_profile:
         if chosen is None:
             raise EdgekdError(f"no candidate fits the {budget:g} ms budget of {tgt['name']}; nothing written to {write_profile} "
@@ -356,7 +356,7 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_outputs(out: Path, result: dict, log) -> None:
+def _write_outputs(out: Path, result: dict) -> None:
     from .fileio import atomic_write_json, atomic_write_text
 
     atomic_write_json(out / "fit.json", result)

@@ -173,6 +173,6 @@ def test_s8s8_int8_on_an_x86_cpu_is_explained():
     from edgekd.bench.run import _notes
 
     r = {"precision": "int8", "environment": {"backend": "ort-cpu", "arch": "x86_64"}}
-    assert "s8s8" in _notes(r, {"target": "jetson-orin-nano"}, None)[0]
-    assert _notes(r, {"target": "android-arm64"}, None) == []  # a CPU target's export is u8s8
-    assert _notes({**r, "precision": "fp32"}, {"target": "jetson-orin-nano"}, None) == []
+    assert "s8s8" in _notes(r, {"target": "jetson-orin-nano"})[0]
+    assert _notes(r, {"target": "android-arm64"}) == []  # a CPU target's export is u8s8
+    assert _notes({**r, "precision": "fp32"}, {"target": "jetson-orin-nano"}) == []

@@ -6,14 +6,15 @@ import pytest
 import torch
 
 from conftest import FAST_TEACHER, TINY, run_cli, tiny
+from edgekd.distill.registry import list_distances, list_projections
 
 
 def read_jsonl(p):
     return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("method", ["fitnet", "at", "pkt", "ensemble"])
-@pytest.mark.parametrize("projection", ["inverted", "traditional"])
+@pytest.mark.parametrize("method", list_distances())
+@pytest.mark.parametrize("projection", list_projections())
 def test_every_method_and_projection(tmp_path, method, projection):
     out = tmp_path / "run"
     run_cli(["distill", "--task", "depth", *FAST_TEACHER, "--method", method, "--projection", projection, *TINY, "--out", out])

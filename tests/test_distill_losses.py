@@ -9,6 +9,7 @@ from edgekd.distill import (
     Distiller, Projector, SpectralRegulariser, at_loss, ensemble_loss, fitnet_loss, pkt_loss, spectral_loss,
     spectral_loss_exact,
 )
+from edgekd.distill.registry import list_distances
 from edgekd.distill.spectral import orthonormalise
 
 
@@ -60,7 +61,7 @@ def test_projector_is_linear_without_bias():
     assert p.singular_values().shape == (3,)
 
 
-@pytest.mark.parametrize("method", ["fitnet", "at", "pkt", "ensemble"])
+@pytest.mark.parametrize("method", list_distances())
 def test_projection_directions(method):
     cs, ct = 8, 12
     inv = Distiller(method, "inverted", cs, ct)

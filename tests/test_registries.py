@@ -86,7 +86,7 @@ def test_every_data_format_is_detected_and_round_trips(tmp_path, name):
 
 
 def test_an_alias_opens_its_format_and_is_not_listed(tmp_path, monkeypatch):
-    monkeypatch.setattr(formats, "_FORMATS", dict(formats._FORMATS))
+    monkeypatch.setattr(formats, "DATA_FORMATS", formats.DATA_FORMATS.copy())  # restored after the test
     register_data_format("photos", "test", ("colourisation",), lambda p: False,
                          "edgekd.data.formats.plain_images:ImageFolderPlain", aliases=("pictures",))
     ds = open_dataset(str(image_folder(tmp_path / "p", n=4)), "train", (8, 8), data_format="pictures")
@@ -96,3 +96,73 @@ def test_an_alias_opens_its_format_and_is_not_listed(tmp_path, monkeypatch):
 def test_unknown_data_format_names_the_valid_ones(tmp_path):
     with pytest.raises(EdgekdError, match=r"unknown --data-format 'tfrecord'; use one of: edgekd-scenes, .*imagefolder$"):
         open_dataset(str(image_folder(tmp_path / "p", n=4)), "train", (8, 8), data_format="tfrecord")
+
+
+# --- the one Registry class (edgekd/registry.py) every kind uses -------------------------------------------------------
+
+def _registries():
+    """Every module-level Registry of edgekd, found by importing the packages that hold them."""
+    import importlib
+
+    from edgekd.registry import Registry
+
+    found = {}
+    for module in ("edgekd.tasks", "edgekd.distill.registry", "edgekd.data.formats", "edgekd.export.formats",
+                   "edgekd.models.teacher_kinds", "edgekd.bench.runners.base"):
+        mod = importlib.import_module(module)
+        found.update({f"{module}.{k}": v for k, v in vars(mod).items() if isinstance(v, Registry)})
+    return found
+
+
+REGISTRIES = _registries()
+
+
+def test_every_kind_has_a_registry():
+    kinds = {r.kind for r in REGISTRIES.values()}
+    assert {"task", "method", "projection", "--data-format", "export format", "precision", "teacher kind", "backend"} <= kinds
+
+
+def _typo(name: str) -> str:
+    return name[:-1] + ("x" if name[-1] != "x" else "y")  # one letter off
+
+
+@pytest.mark.parametrize("key", sorted(REGISTRIES))
+def test_an_unknown_name_is_one_line_with_the_choices_and_a_close_match(key):
+    reg = REGISTRIES[key]
+    names = reg.names()
+    assert names, f"{key} is empty"
+    wrong = _typo(max(names, key=len))
+    with pytest.raises(EdgekdError) as e:
+        reg.get(wrong)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"unknown {reg.kind} {wrong!r}; use ")
+    assert all(n in msg for n in names)
+    if len(names) > 3:  # a short list shown whole is its own hint
+        assert msg.endswith(f"; did you mean {max(names, key=len)}?")
+    assert reg.get(names[0]) is reg.get(names[0])  # a lazy entry is imported once
+
+
+@pytest.mark.parametrize("key", sorted(REGISTRIES))
+def test_an_alias_reaches_its_entry_and_is_listed_only_when_asked(key):
+    reg = REGISTRIES[key].copy()
+    first = reg.names()[0]
+    reg.register(first, reg.entries[first], aliases=("another-spelling",))
+    assert reg.get("another-spelling") is reg.get(first) and reg.canonical("another-spelling") == first
+    assert "another-spelling" in reg and "another-spelling" not in reg.names()
+    assert reg.names(aliases=True)[-1] == "another-spelling"
+    assert "another-spelling" not in REGISTRIES[key]  # the copy is independent
+
+
+def test_lazy_entries_and_order():
+    import json
+
+    from edgekd.registry import Registry
+
+    reg = Registry("thing")
+    reg.register("dumps", "json:dumps")
+    reg.register("catch-all", object())
+    reg.register("loads", "json:loads", before="catch-all")
+    assert reg.entries["dumps"] == "json:dumps"  # listing imports nothing
+    assert reg.names() == ["dumps", "loads", "catch-all"] and reg.get("dumps") is json.dumps
+    with pytest.raises(EdgekdError, match=r"^unknown thing 'lods'; use one of: dumps, loads, catch-all$"):
+        reg.get("lods")  # three names: no guess

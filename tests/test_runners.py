@@ -81,3 +81,44 @@ def test_openvino_absent_is_one_line(depth_onnx, monkeypatch):
     assert "pip install openvino" in unavailable("openvino")
     res = run_cli(["bench", depth_onnx, "--backend", "openvino", *FAST], expect=2)
     assert "OpenVINO is not installed" in res.output and "Traceback" not in res.output
+
+
+def test_the_base_class_owns_the_open_state():
+    from edgekd.bench.runners import BaseRunner
+
+    class Counting(BaseRunner):  # a runner of nothing: counts what the template calls
+        opened = closed = 0
+
+        def open_impl(self):
+            self.opened += 1
+
+        def close_impl(self):
+            self.closed += 1
+
+    r = Counting("m.onnx")
+    assert r.open() is r and r.open() is r and r.opened == 1 and r.is_open  # opened once
+    r.close()
+    r.close()
+    assert r.closed == 1 and not r.is_open  # a closed runner is not closed again
+    with r:
+        assert r.is_open and r.opened == 2
+    assert not r.is_open and r.closed == 2
+
+
+@pytest.mark.parametrize("name", list_backends())
+def test_every_backend_names_the_files_it_opens(name):
+    from edgekd.bench.runners import kind_of_suffix
+
+    cls = backend_class(name)
+    assert cls.suffixes and all(s.startswith(".") and s == s.lower() for s in cls.suffixes)
+    assert all(kind_of_suffix(s) == cls.model_kind for s in cls.suffixes)  # no suffix claimed by two kinds
+    from edgekd.bench.runners import BaseRunner
+
+    assert cls.file_noun and (cls.open_impl is not BaseRunner.open_impl or cls.open is not BaseRunner.open)  # it loads a model
+
+
+def test_onnxruntime_describes_the_input(depth_onnx):
+    with create_runner("ort-cpu", depth_onnx) as r:
+        (spec,) = r.input_spec()
+        assert spec.dtype == "float32" and spec.runtime_type == "tensor(float)"
+        assert list(spec.shape) == r.input_shape() and spec.shape[1] == 3

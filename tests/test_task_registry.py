@@ -98,3 +98,56 @@ def test_prediction_figure(name, source, tmp_path):
     target = np.stack([np.asarray(task.target(s)) for s in samples])
     pred = _prediction(task, target, np.random.default_rng(2)).numpy()
     assert _save(prediction_figure(task, samples, pred), tmp_path / "p.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", list_tasks())
+def test_a_task_declares_every_map_it_reads(name, source):
+    """Resized, cropped and flipped through its own ``sample_keys``, the task's target still lines up with the image."""
+    from edgekd.data.transforms import augment, resize_sample
+
+    task = _task(name, source)
+    keys = task.sample_keys
+    assert keys[0].name == "image" and all(k.resize in ("bilinear", "nearest") and k.flip in ("mirror", "vector") for k in keys)
+    s = resize_sample(augment(source[0], np.random.default_rng(0), keys, crop=task.may_crop), 16, 24, keys)
+    assert task.input_image(s).shape[:2] == (16, 24)
+    if task.dense:
+        assert np.shape(task.target(s))[-2:] == (16, 24)  # a map the task reads but did not declare keeps its old size
+
+
+@pytest.fixture
+def normals_task(monkeypatch):
+    import edgekd.tasks as tasks
+    from edgekd.tasks.base import IMAGE, SampleKey, Task
+
+    class NormalsTask(Task):  # made up: a field of (x, y, z) vectors per pixel, as surface normals are
+        name = "normals-test"
+        primary_metric = "mean_angle"
+        lower_is_better_metrics = frozenset({"mean_angle"})
+        sample_keys = (IMAGE, SampleKey("normals", resize="bilinear", flip="vector"))
+
+    monkeypatch.setattr(tasks, "TASKS", tasks.TASKS.copy())  # restored after the test
+    tasks.register_task(NormalsTask)
+    return tasks.create_task("normals-test")
+
+
+def test_a_flip_turns_a_vector_field_around(normals_task):
+    from edgekd.bench.evaluate import prepare_sample
+    from edgekd.data.transforms import augment
+    from edgekd.tasks import all_sample_keys
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    normals = rng.standard_normal((4, 6, 3)).astype(np.float32)
+    sample = {"image": image, "normals": normals, "depth": rng.random((4, 6)).astype(np.float32)}
+    seed = next(s for s in range(100) if np.random.default_rng(s).random() < 0.5)  # a draw that flips
+    out = augment(sample, np.random.default_rng(seed), normals_task.sample_keys)
+    assert out["flipped"]
+    np.testing.assert_array_equal(out["normals"][..., 0], -normals[:, ::-1, 0])  # right becomes left
+    np.testing.assert_array_equal(out["normals"][..., 1:], normals[:, ::-1, 1:])  # up and depth-ward stay
+    np.testing.assert_array_equal(out["geometric_image"], image[:, ::-1])
+    np.testing.assert_array_equal(out["depth"], sample["depth"])  # not this task's map: left alone
+    assert not normals_task.higher_is_better  # its primary metric is an error
+    assert "normals" in {k.name for k in all_sample_keys()}
+    resized = prepare_sample(sample, (8, 12))  # no task given: every registered task's maps
+    assert resized["normals"].shape == (8, 12, 3) and resized["normals"].dtype == np.float32
+    assert resized["depth"].shape == (8, 12)

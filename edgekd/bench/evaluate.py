@@ -14,11 +14,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 
-def prepare_sample(sample: dict, hw) -> dict:
-    """A dataset sample resized to the model's ``hw`` = (height, width)."""
+def prepare_sample(sample: dict, hw, keys=None) -> dict:
+    """A dataset sample resized to the model's ``hw`` = (height, width): the per-pixel maps in ``keys``
+    (its task's ``sample_keys``; by default those of every registered task)."""
     from ..data.transforms import resize_sample
+    from ..tasks import all_sample_keys
 
-    return resize_sample(sample, *hw)
+    return resize_sample(sample, *hw, all_sample_keys() if keys is None else keys)
 
 
 def model_input(task, sample: dict) -> np.ndarray:
@@ -41,8 +43,8 @@ def target_batch(task, samples: Sequence[dict]) -> np.ndarray:
 class PreparedSamples:
     """A dataset seen through :func:`prepare_sample`: the first ``n`` samples, resized when read."""
 
-    def __init__(self, dataset, hw, n: int | None = None):
-        self.dataset, self.hw = dataset, tuple(hw)
+    def __init__(self, dataset, hw, n: int | None = None, keys=None):
+        self.dataset, self.hw, self.keys = dataset, tuple(hw), keys
         self.n = len(dataset) if n is None else min(n, len(dataset))
 
     def __len__(self) -> int:
@@ -53,7 +55,7 @@ class PreparedSamples:
             return [self[j] for j in range(*i.indices(self.n))]
         if not -self.n <= i < self.n:
             raise IndexError(i)
-        return prepare_sample(self.dataset[i % self.n], self.hw)
+        return prepare_sample(self.dataset[i % self.n], self.hw, self.keys)
 
 
 def open_samples(data: str, split: str, hw, n: int, seed: int = 0, data_format: str = "auto", task=None,
@@ -63,7 +65,7 @@ def open_samples(data: str, split: str, hw, n: int, seed: int = 0, data_format: 
 
     ds = open_dataset(data, split, hw, n if dataset_size is None else dataset_size, seed, data_format,
                       task=getattr(task, "name", task), direction=direction)
-    return PreparedSamples(ds, hw, n)
+    return PreparedSamples(ds, hw, n, getattr(task, "sample_keys", None))
 
 
 def run_samples(cfg: dict, task, n: int, split: str = "val") -> PreparedSamples:

@@ -27,41 +27,36 @@ from .settings import BenchSettings
 
 
 def model_kind(path: Path) -> str:
+    """The kind of model file ``path`` is (``onnx``, ``engine``, ``torch``), from the suffixes the runners declare."""
+    from .runners import file_kinds, kind_of_suffix
+
     if not path.exists():
         raise EdgekdError(f"model file {path} does not exist; export one with: edgekd export runs/<run>")
     if path.is_dir():
         raise EdgekdError(f"{path} is a directory; give the model file (for example {path / 'model.onnx'})")
-    suffix = path.suffix.lower()
-    if suffix == ".onnx":
-        return "onnx"
-    if suffix in (".engine", ".plan", ".trt"):
-        return "engine"
-    if suffix in (".pt", ".pth"):
-        return "torch"
-    raise EdgekdError(f"{path}: unknown model type {suffix or '(no suffix)'}; give a .onnx file, a TensorRT .engine, or an edgekd .pt checkpoint")
-
-
-# What each kind of model file is called in messages: as a backend's input, and as the file given.
-_FILE_NEEDED = {"onnx": "an ONNX model", "engine": "a .engine file", "torch": "a .pt file"}
-_FILE_GIVEN = {"onnx": "an ONNX model", "engine": "a TensorRT engine", "torch": "a .pt checkpoint"}
+    kind = kind_of_suffix(path.suffix)
+    if kind is None:
+        known = ", ".join(f"{cls.file_noun} ({'/'.join(cls.suffixes)})" for cls in file_kinds().values())
+        raise EdgekdError(f"{path}: unknown model type {path.suffix.lower() or '(no suffix)'}; give {known}")
+    return kind
 
 
 def pick_backend(kind: str, requested: str, target: dict | None) -> str:
     """The registered backend that runs a ``kind`` file: ``auto`` asks the target (runners.base.auto_backend)."""
-    from .runners import auto_backend, backend_class, list_backends
+    from .runners import auto_backend, backend_class, file_kinds, list_backends
 
     if requested == "auto":
         return auto_backend(kind, target)
     cls = backend_class(requested)
     if cls.model_kind != kind:
         if kind == "onnx":
-            raise EdgekdError(f"--backend {requested} needs {_FILE_NEEDED[cls.model_kind]}, not an ONNX model")
-        raise EdgekdError(f"{_FILE_GIVEN[kind]} runs only with --backend {' or '.join(list_backends(kind))} (got {requested})"
+            raise EdgekdError(f"--backend {requested} needs a {cls.suffixes[0]} file, not an ONNX model")
+        raise EdgekdError(f"{file_kinds()[kind].file_noun} runs only with --backend {' or '.join(list_backends(kind))} (got {requested})"
                           + ("; export it to ONNX first" if kind == "torch" else ""))
     return cls.name
 
 
-def make_runner(path: Path, kind: str, backend: str, threads: int, precision: str):
+def make_runner(path: Path, backend: str, threads: int, precision: str):
     """An open runner of ``backend`` for ``path`` (close it, or use it as a context manager)."""
     from .runners import create_runner
 
@@ -76,21 +71,17 @@ def model_metadata(runner, kind: str, path: Path, need_task: bool = True) -> dic
     return meta
 
 
-_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64, "tensor(uint8)": np.uint8,
-               "tensor(int8)": np.int8, "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(bool)": np.bool_}
-
-
 def generic_input(runner, path: Path, log=print) -> np.ndarray:
     """A random input for an ONNX model without edgekd metadata (latency only): fixed dims as declared,
     a dynamic batch as 1, a dynamic image size as 224x224 (said in one line)."""
-    if not hasattr(runner, "session"):
+    inputs = runner.input_spec()
+    if inputs is None:
         raise EdgekdError(f"{path.name} carries no edgekd metadata; time a third-party model with an onnxruntime backend (--backend ort-cpu)")
-    inputs = runner.session.get_inputs()
     if len(inputs) != 1:
         raise EdgekdError(f"{path.name} has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); edgekd bench times single-input models")
     inp = inputs[0]
-    if inp.type not in _ORT_DTYPES:
-        raise EdgekdError(f"{path.name}: input {inp.name} has type {inp.type}; edgekd bench feeds numeric tensors only")
+    if inp.dtype is None:
+        raise EdgekdError(f"{path.name}: input {inp.name} has type {inp.runtime_type}; edgekd bench feeds numeric tensors only")
     dims, guessed = [], []
     for i, d in enumerate(inp.shape):
         if isinstance(d, int) and d > 0:
@@ -105,7 +96,7 @@ def generic_input(runner, path: Path, log=print) -> np.ndarray:
                               "export the model with a fixed input shape")
     if guessed:
         log(f"note: {path.name} has a dynamic image size; timing it at {dims[2]}x{dims[3]}")
-    dtype = _ORT_DTYPES[inp.type]
+    dtype = np.dtype(inp.dtype)
     rng = np.random.default_rng(0)
     if np.issubdtype(dtype, np.floating):
         return rng.standard_normal(dims).astype(dtype)
@@ -114,7 +105,7 @@ def generic_input(runner, path: Path, log=print) -> np.ndarray:
     return np.zeros(dims, dtype=dtype)
 
 
-def input_hw(runner, kind: str, meta: dict) -> tuple[int, int]:
+def input_hw(runner, meta: dict) -> tuple[int, int]:
     shape = runner.input_shape()
     if shape:
         if len(shape) != 4 or shape[1] != 3:
@@ -167,7 +158,7 @@ def open_model(s: BenchSettings, log=print) -> OpenModel:
     backend = pick_backend(kind, requested, tgt)
     cores = os.cpu_count() or 1
     threads = s.threads if s.threads is not None else min((tgt or {}).get("threads", cores), cores)
-    runner = make_runner(path, kind, backend, threads, "fp32")
+    runner = make_runner(path, backend, threads, "fp32")
     meta = model_metadata(runner, kind, path, need_task=s.accuracy_check)
     if tgt is None and meta.get("target"):
         try:
@@ -201,7 +192,7 @@ def bench(s: BenchSettings, log=print) -> dict:
             results["accuracy"] = accuracy_vs_reference(m.runner, m.meta, ev, s.show_progress)
         results["placement"] = _placement(m.runner, x1, log) if s.placement else None
         results["environment"] = _environment(m, results["precision"])
-        results["notes"] = _notes(results, m.meta, m.tgt)
+        results["notes"] = _notes(results, m.meta)
     finally:
         m.runner.close()
     if old is not None:
@@ -277,7 +268,7 @@ def _edgekd_model(m: OpenModel, s: BenchSettings, log):
     """Input, pre-processing and evaluation set-up for a model exported by edgekd (its metadata says how)."""
     from ..tasks import create_task
 
-    hw = input_hw(m.runner, m.kind, m.meta)
+    hw = input_hw(m.runner, m.meta)
     if m.cfg is not None and tuple(m.cfg["data"]["image_size"]) != tuple(hw):
         ph, pw = m.cfg["data"]["image_size"]
         # The profile picks the target and the bench settings; the model's own graph fixes its input size.
@@ -304,7 +295,7 @@ def _precision(meta: dict, path: Path) -> str:
     return meta.get("precision", "fp32")
 
 
-def _notes(r: dict, meta: dict, tgt: dict | None) -> list[str]:
+def _notes(r: dict, meta: dict) -> list[str]:
     """What a reader of the numbers should know (printed under the table, kept in the JSON)."""
     notes = []
     on_x86_cpu = r["environment"].get("backend") in ("ort-cpu", "ort-xnnpack") and r["environment"].get("arch") == "x86_64"

@@ -46,6 +46,6 @@ class BenchSettings:
              "warmup_time": self.warmup_time if self.warmup_time is not None else bc.get("warmup_time", 0.2),
              "min_iters": self.min_iters or bc.get("min_iters", 100),
              "min_time": self.min_time if self.min_time is not None else bc.get("min_time", 2.0)}
-        s["warmup_iters"] = max(s["warmup_iters"], 10)  # DESIGN.md §5: >= 200 ms and >= 10 runs
+        s["warmup_iters"] = max(s["warmup_iters"], 10)  # docs/architecture.md, "The deployment contract": >= 200 ms and >= 10 runs
         s["warmup_time"] = max(s["warmup_time"], 0.2)
         return s

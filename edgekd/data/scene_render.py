@@ -1,4 +1,4 @@
-"""Procedural indoor scenes: the embedded default dataset (DESIGN.md §3).
+"""Procedural indoor scenes: the embedded default dataset (README.md, "Data").
 
 Each scene is a room (floor, four walls, ceiling) holding a few textured
 objects (cubes, spheres, cylinders) seen by a pinhole camera and lit by a point

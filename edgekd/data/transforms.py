@@ -11,10 +11,6 @@ import numpy as np
 MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics: what timm encoders expect
 STD = (0.229, 0.224, 0.225)
 
-# Keys of a sample that are per-pixel maps and must follow geometric transforms.
-PIXEL_KEYS = ("image", "depth", "labels", "colour_map", "target_image")
-
-
 def normalise(image: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
     """(H, W, 3) uint8 -> (3, H, W) float32, ImageNet-normalised."""
     x = image.astype(np.float32) / 255.0
@@ -22,27 +18,32 @@ def normalise(image: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
-def resize_sample(sample: dict, height: int, width: int) -> dict:
-    """Resize every per-pixel map: bilinear for images, nearest for depth and labels (no invented values)."""
+# The geometric transforms move the per-pixel maps a task declares (``Task.sample_keys``: each key's
+# name, ``resize`` = "bilinear" | "nearest" and ``flip`` = "mirror" | "vector"); the caller passes them.
+
+def _resize(a: np.ndarray, height: int, width: int, how: str) -> np.ndarray:
+    from PIL import Image  # only when something needs resizing: the bench may run without Pillow
+
+    mode = Image.BILINEAR if how == "bilinear" else Image.NEAREST
+    if a.dtype == np.uint8 and (a.ndim == 2 or a.shape[2] == 3):
+        return np.asarray(Image.fromarray(a).resize((width, height), mode))
+    if a.ndim == 2:
+        return np.asarray(Image.fromarray(a.astype(np.float32), mode="F").resize((width, height), mode))
+    return np.stack([_resize(np.ascontiguousarray(a[..., c]), height, width, how) for c in range(a.shape[2])], axis=2)
+
+
+def resize_sample(sample: dict, height: int, width: int, keys) -> dict:
+    """Resize every per-pixel map in ``keys`` as it says (bilinear pictures, nearest depth and labels)."""
     out = dict(sample)
-    for k in PIXEL_KEYS:
-        if k not in sample:
-            continue
-        a = sample[k]
-        if a.shape[:2] == (height, width):
-            continue
-        from PIL import Image  # only when something needs resizing: the bench may run without Pillow
-        if a.dtype == np.uint8 and a.ndim == 3:
-            out[k] = np.asarray(Image.fromarray(a).resize((width, height), Image.BILINEAR))
-        elif a.dtype == np.uint8:
-            out[k] = np.asarray(Image.fromarray(a).resize((width, height), Image.NEAREST))
-        else:
-            out[k] = np.asarray(Image.fromarray(a.astype(np.float32), mode="F").resize((width, height), Image.NEAREST))
+    for key in keys:
+        a = sample.get(key.name)
+        if a is not None and a.shape[:2] != (height, width):
+            out[key.name] = _resize(a, height, width, key.resize)
     return out
 
 
-def random_crop(sample: dict, rng: np.random.Generator, min_area: float = 0.6) -> dict:
-    """The same random crop (60-100% of the area, aspect 3/4-4/3) of every per-pixel map."""
+def random_crop(sample: dict, rng: np.random.Generator, keys, min_area: float = 0.6) -> dict:
+    """The same random crop (60-100% of the area, aspect 3/4-4/3) of every per-pixel map in ``keys``."""
     h, w = sample["image"].shape[:2]
     area = rng.uniform(min_area, 1.0) * h * w
     aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
@@ -50,23 +51,33 @@ def random_crop(sample: dict, rng: np.random.Generator, min_area: float = 0.6) -
     cw = int(min(w, round(np.sqrt(area * aspect))))
     top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
     out = dict(sample)
-    for k in PIXEL_KEYS:
-        if k in out:
-            out[k] = np.ascontiguousarray(out[k][top : top + ch, left : left + cw])
+    for key in keys:
+        if key.name in out:
+            out[key.name] = np.ascontiguousarray(out[key.name][top : top + ch, left : left + cw])
     return out
 
 
-def augment(sample: dict, rng: np.random.Generator, crop: bool = False) -> dict:
-    """Horizontal flip and (optionally) a random crop of all maps together; colour jitter of the RGB input only.
+def flip_sample(sample: dict, keys) -> dict:
+    """The horizontal mirror image of every per-pixel map in ``keys``; a vector field's x component changes sign."""
+    out = dict(sample)
+    for key in keys:
+        if key.name in out:
+            a = np.array(out[key.name][:, ::-1])
+            if key.flip == "vector":
+                a[..., 0] = -a[..., 0]
+            out[key.name] = np.ascontiguousarray(a)
+    return out
+
+
+def augment(sample: dict, rng: np.random.Generator, keys, crop: bool = False) -> dict:
+    """Horizontal flip and (optionally) a random crop of the maps in ``keys`` together; colour jitter of the RGB input only.
 
     Depth is not cropped-and-rescaled by default: zooming changes the apparent focal length, so the
     metric depth of a zoomed image would be wrong."""
-    out = random_crop(sample, rng) if crop else dict(sample)
+    out = random_crop(sample, rng, keys) if crop else dict(sample)
     out["flipped"] = bool(rng.random() < 0.5)
     if out["flipped"]:
-        for k in PIXEL_KEYS:
-            if k in out:
-                out[k] = np.ascontiguousarray(out[k][:, ::-1])
+        out = flip_sample(out, keys)
     out["geometric_image"] = out["image"]  # before colour jitter: what a frozen teacher sees (train/data.py)
     img = out["image"].astype(np.float32)
     brightness, contrast, saturation = rng.uniform(0.8, 1.2, 3)

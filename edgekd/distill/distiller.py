@@ -3,7 +3,7 @@
 The distances and projections are named in :mod:`edgekd.distill.registry`.
 
 Returns a dict of losses (mdistiller's manner).  ``Z_t`` is resized bilinearly
-to ``Z_s``'s grid when they differ (DESIGN.md §1).
+to ``Z_s``'s grid when they differ (docs/method.md §1).
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import EdgekdError
 from ..lazy import Target
 from ..lazy import resolve as _resolve
+from ..registry import Registry
 
 NORMALIZATIONS = ("none", "layernorm", "batchnorm")  # see distiller.normalize_features
 SPECTRAL_NORMS = ("fro2", "fro", "spectral")  # see spectral.py's module docstring
@@ -64,25 +64,23 @@ class Projection:
         return (zs, projector(zt)) if self.maps == "teacher" else (projector(zs), zt)
 
 
-_DISTANCES: dict[str, Distance] = {}
-_PROJECTIONS: dict[str, Projection] = {}
+DISTANCES = Registry("method")
+PROJECTIONS = Registry("projection", choices=lambda names: " or ".join(names))
+_DISTANCES, _PROJECTIONS = DISTANCES.entries, PROJECTIONS.entries  # the dicts themselves (tests patch them)
 
 
 def register_distance(name: str, summary: str, loss: Target, projector: Target | None = None) -> Distance:
     """Add (or replace) a distance; ``projector`` defaults to one :class:`~edgekd.distill.projector.Projector`."""
     distance = Distance(name, summary, loss) if projector is None else Distance(name, summary, loss, projector)
-    _DISTANCES[name] = distance
-    return distance
+    return DISTANCES.register(name, distance)
 
 
 def list_distances() -> list[str]:
-    return list(_DISTANCES)
+    return DISTANCES.names()
 
 
 def get_distance(name: str, what: str = "method") -> Distance:
-    if name not in _DISTANCES:
-        raise EdgekdError(f"unknown {what} {name!r}; use one of: {', '.join(_DISTANCES)}")
-    return _DISTANCES[name]
+    return DISTANCES.get(name, what)
 
 
 def create_distance(name: str) -> Callable:
@@ -93,24 +91,20 @@ def create_distance(name: str) -> Callable:
 def register_projection(name: str, summary: str, maps: str) -> Projection:
     if maps not in ("teacher", "student"):
         raise ValueError(f"a projection maps 'teacher' or 'student' features, not {maps!r}")
-    projection = Projection(name, summary, maps)
-    _PROJECTIONS[name] = projection
-    return projection
+    return PROJECTIONS.register(name, Projection(name, summary, maps))
 
 
 def list_projections() -> list[str]:
-    return list(_PROJECTIONS)
+    return PROJECTIONS.names()
 
 
 def get_projection(name: str) -> Projection:
-    if name not in _PROJECTIONS:
-        raise EdgekdError(f"unknown projection {name!r}; use {' or '.join(_PROJECTIONS)}")
-    return _PROJECTIONS[name]
+    return PROJECTIONS.get(name)
 
 
 def distances_help() -> str:
     """``fitnet: ...; at: ...``: one line per distance for ``--help``."""
-    return "; ".join(f"{d.name}: {d.summary}" for d in _DISTANCES.values())
+    return "; ".join(f"{d.name}: {d.summary}" for d in DISTANCES.values())
 
 
 register_distance("fitnet", "mean squared error between the maps (FitNets)", "edgekd.distill.fitnet:fitnet_loss")

@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import EdgekdError
 from ..lazy import resolve
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -36,38 +36,37 @@ class ExportStep:
         return resolve(self.step)
 
 
-_FORMATS: dict[str, ExportStep] = {}
-_PRECISIONS: dict[str, ExportStep] = {}
+FORMATS = Registry("export format")
+PRECISIONS = Registry("precision")
+_FORMATS, _PRECISIONS = FORMATS.entries, PRECISIONS.entries  # the dicts themselves (tests patch them)
 
 
 def register_format(name: str, summary: str, step: str | None = None) -> ExportStep:
-    _FORMATS[name] = ExportStep(name, summary, step)
-    return _FORMATS[name]
+    return FORMATS.register(name, ExportStep(name, summary, step))
 
 
 def register_precision(name: str, summary: str, step: str | None = None) -> ExportStep:
-    _PRECISIONS[name] = ExportStep(name, summary, step)
-    return _PRECISIONS[name]
+    return PRECISIONS.register(name, ExportStep(name, summary, step))
 
 
 def list_formats() -> list[str]:
-    return list(_FORMATS)
+    return FORMATS.names()
 
 
 def list_precisions() -> list[str]:
-    return list(_PRECISIONS)
+    return PRECISIONS.names()
 
 
-def create_format(name: str) -> ExportStep:
-    if name not in _FORMATS:
-        raise EdgekdError(f"unknown export format {name!r}; use one of: {', '.join(_FORMATS)}")
-    return _FORMATS[name]
+def get_format(name: str) -> ExportStep:
+    """The registered format ``name`` (its step is imported when :meth:`ExportStep.resolve` is called)."""
+    return FORMATS.get(name)
 
 
-def create_precision(name: str) -> ExportStep:
-    if name not in _PRECISIONS:
-        raise EdgekdError(f"unknown precision {name!r}; use one of: {', '.join(_PRECISIONS)}")
-    return _PRECISIONS[name]
+def get_precision(name: str) -> ExportStep:
+    return PRECISIONS.get(name)
+
+
+create_format, create_precision = get_format, get_precision  # the earlier names (they create nothing)
 
 
 register_precision("fp32", "model.onnx, the graph every other artefact is made from (always written)")

@@ -1,7 +1,7 @@
 """Student -> ONNX: dynamic batch, inline weights, full checker, metadata, parity against PyTorch.
 
 Only the student (encoder + decoder + head activation) enters the graph;
-projectors and the teacher never do (DESIGN.md §5).  The TorchScript exporter
+projectors and the teacher never do (docs/architecture.md, "The deployment contract").  The TorchScript exporter
 is used: it honours the requested opset (17 for TensorRT 8.6 / JetPack 5 and
 later) and writes weights inline, where the dynamo exporter needs opset >= 18,
 ``onnxscript``, and writes external data by default.

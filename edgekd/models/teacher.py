@@ -34,9 +34,6 @@ class FrozenTeacher(nn.Module):
         return self.encoder(x)
 
 
-TEACHER_TAPS = ("norm", "raw")
-
-
 class _TimmLastFeatures(nn.Module):
     """The last feature map of a full timm model via ``forward_intermediates`` (no pooling, no head).
 

@@ -14,6 +14,7 @@ from typing import Callable
 
 from ..errors import EdgekdError
 from ..lazy import resolve
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -41,32 +42,32 @@ class TeacherKind:
         return resolve(self.builder)(req)
 
 
-_KINDS: dict[str, TeacherKind] = {}
+TEACHER_KINDS = Registry("teacher kind")
+_KINDS = TEACHER_KINDS.entries  # the dict itself, in dispatch order (tests save and restore it)
 
 
 def register_teacher_kind(name: str, syntax: str, summary: str, match: Callable[[str], bool], builder: str,
                           before: str | None = None) -> TeacherKind:
     """Add a kind (a plug-in may put its own ``before`` an existing one, e.g. before the catch-all ``timm``)."""
-    kind = TeacherKind(name, syntax, summary, match, builder)
-    items = [(k, v) for k, v in _KINDS.items() if k != name]
-    at = next((i for i, (k, _) in enumerate(items) if k == before), len(items))
-    items.insert(at, (name, kind))
-    _KINDS.clear()
-    _KINDS.update(items)
-    return kind
+    return TEACHER_KINDS.register(name, TeacherKind(name, syntax, summary, match, builder), before=before)
 
 
 def list_teacher_kinds() -> list[TeacherKind]:
-    return list(_KINDS.values())
+    return TEACHER_KINDS.values()
+
+
+def get_teacher_kind(name: str) -> TeacherKind:
+    """The kind registered as ``name`` (``--teacher`` text is matched by :func:`find_teacher_kind`)."""
+    return TEACHER_KINDS.get(name)
 
 
 def teacher_kinds_help() -> str:
     """``none | random | ...``: the syntaxes, for ``--help`` and errors."""
-    return " | ".join(["none"] + [k.syntax for k in _KINDS.values()])
+    return " | ".join(["none"] + [k.syntax for k in TEACHER_KINDS.values()])
 
 
 def find_teacher_kind(spec: str) -> TeacherKind:
-    for kind in _KINDS.values():
+    for kind in TEACHER_KINDS.values():
         if kind.match(spec):
             return kind
     raise EdgekdError(f"unknown teacher {spec!r}; --teacher takes {teacher_kinds_help()}")

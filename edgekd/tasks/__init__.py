@@ -9,37 +9,38 @@ imports nothing (not even numpy), so the CLI and the config schema can read :fun
 
 from __future__ import annotations
 
-
-from ..errors import EdgekdError
-from ..lazy import resolve
+from ..registry import Registry
 
 #: name -> the Task subclass, or its "module:Class" path until first used (registration order)
-_TASKS: dict[str, type | str] = {}
+TASKS = Registry("task")
 
 
 def register_task(cls_or_name, path: str | None = None):
     """Register a task: ``register_task("name", "package.module:Class")`` (imported when first
     created), or as a class decorator ``@register_task`` on a :class:`~edgekd.tasks.base.Task` subclass."""
     if isinstance(cls_or_name, str):
-        _TASKS[cls_or_name] = path
-        return path
-    _TASKS[cls_or_name.name] = cls_or_name
-    return cls_or_name
+        return TASKS.register(cls_or_name, path)
+    return TASKS.register(cls_or_name.name, cls_or_name)
 
 
 def list_tasks() -> list[str]:
     """The registered task names, in registration order."""
-    return list(_TASKS)
+    return TASKS.names()
 
 
 def task_class(name: str) -> type:
     """The Task subclass registered as ``name`` (importing its module on first use)."""
-    if name not in _TASKS:
-        raise EdgekdError(f"unknown task {name!r}; use one of: {', '.join(sorted(_TASKS))}")
-    entry = _TASKS[name]
-    if isinstance(entry, str):
-        entry = _TASKS[name] = resolve(entry)
-    return entry
+    return TASKS.get(name)
+
+
+def all_sample_keys() -> tuple:
+    """Every per-pixel sample key of every registered task (the first declaration of a name wins):
+    what a sample is resized by where its task is not known (:func:`edgekd.bench.evaluate.prepare_sample`)."""
+    keys: dict = {}
+    for name in list_tasks():
+        for key in task_class(name).sample_keys:
+            keys.setdefault(key.name, key)
+    return tuple(keys.values())
 
 
 def create_task(name: str, **kwargs):

@@ -6,14 +6,30 @@ training, export, the bench and the report read everything task-specific through
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+
+@dataclass(frozen=True)
+class SampleKey:
+    """A per-pixel map of a sample, (H, W) or (H, W, C), and how geometric transforms move it with the image."""
+
+    name: str
+    #: "bilinear" for pictures; "nearest" where interpolation would invent values (class ids, metric depth)
+    resize: str = "nearest"
+    #: "mirror": the columns reversed; "vector": reversed and channel 0 (the x component) negated, as a
+    #: horizontal flip turns a vector field (surface normals, optical flow) pointing right into one pointing left
+    flip: str = "mirror"
+
+
+IMAGE = SampleKey("image", resize="bilinear")  # the RGB input every task reads
 
 
 class Task:
     name = "task"
-    #: the metric that picks ``best.pt`` and heads the tables, and whether higher is better
+    #: the metric that picks ``best.pt`` and heads the tables (its direction: :attr:`higher_is_better`)
     primary_metric = ""
-    higher_is_better = True
     #: the metrics a comparison table shows, the primary one first (as in the paper's Table 1)
     table_metrics: tuple[str, ...] = ()
     #: metrics (of those the accumulator computes) where a smaller value is better
@@ -22,6 +38,8 @@ class Task:
     dense = True
     #: whether augmentation may randomly crop (and rescale) a sample
     may_crop = True
+    #: the per-pixel maps of a sample this task reads; resize, crop and flip move exactly these
+    sample_keys: tuple[SampleKey, ...] = (IMAGE,)
 
     def __init__(self, num_classes: int | None = None, class_names=None, **_):
         # Unknown arguments are ignored: a checkpoint's task_args may carry ones an older version recorded.
@@ -59,6 +77,11 @@ class Task:
     def lower_is_better(self, metric: str) -> bool:
         """Whether a smaller value of ``metric`` is the better one."""
         return metric in self.lower_is_better_metrics
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Whether a larger primary metric is the better one (read from :attr:`lower_is_better_metrics`)."""
+        return not self.lower_is_better(self.primary_metric)
 
     def output_range(self) -> list[float] | None:
         """[low, high] of the (activated) output, where the export states one for the device."""

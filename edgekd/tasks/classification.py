@@ -10,7 +10,6 @@ from .base import Task
 class ClassificationTask(Task):
     name = "classification"
     primary_metric = "top1"
-    higher_is_better = True
     table_metrics = ("top1",)
     dense = False
 

@@ -23,7 +23,6 @@ def rebuild_rgb(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
 class ColourisationTask(Task):
     name = "colourisation"
     primary_metric = "psnr"
-    higher_is_better = True
     table_metrics = ("psnr", "ssim")
 
     @property

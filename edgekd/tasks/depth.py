@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Task, to_uint8
+from .base import IMAGE, SampleKey, Task, to_uint8
 
 DEPTH_METRICS = ("d1", "d2", "d3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10")
 COLOUR_MAP = "plasma_r"  # near is bright
@@ -13,10 +13,10 @@ COLOUR_MAP = "plasma_r"  # near is bright
 class DepthTask(Task):
     name = "depth"
     primary_metric = "d1"
-    higher_is_better = True
     table_metrics = ("d1", "abs_rel", "rmse")
     lower_is_better_metrics = frozenset({"abs_rel", "sq_rel", "rmse", "rmse_log", "log10"})
     may_crop = False  # a crop rescales the picture but not the metres: it would teach a wrong scale
+    sample_keys = (IMAGE, SampleKey("depth"))  # metres: nearest, never an invented in-between depth
     min_depth = 1e-3
 
     def __init__(self, max_depth: float = 10.0, eval_crop=None, variance_focus: float = 0.85, **kw):

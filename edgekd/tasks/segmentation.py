@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .base import Task
+from .base import IMAGE, SampleKey, Task
 
 IGNORE_INDEX = 255
 
@@ -14,8 +14,8 @@ IGNORE_INDEX = 255
 class SegmentationTask(Task):
     name = "segmentation"
     primary_metric = "miou"
-    higher_is_better = True
     table_metrics = ("miou", "pixel_acc")
+    sample_keys = (IMAGE, SampleKey("labels"))  # class ids: nearest
 
     @classmethod
     def args_from_source(cls, source, cfg):

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Task, to_uint8
+from .base import IMAGE, SampleKey, Task, to_uint8
 from .image_metrics import ImageMetrics
 
 
 class TranslationTask(Task):
     name = "translation"
     primary_metric = "psnr"
-    higher_is_better = True
     table_metrics = ("psnr", "ssim")
+    # the paired picture: target_image (pix2pix A|B), or the synthetic scenes' label-colour map
+    sample_keys = (IMAGE, SampleKey("target_image", resize="bilinear"), SampleKey("colour_map", resize="bilinear"))
 
     @property
     def out_channels(self):

@@ -134,7 +134,7 @@ class Placement:
 
 def place_on_device(model, teacher, device: torch.device) -> Placement:
     cuda = device.type == "cuda"
-    # The teacher only runs forward: bf16 weights on GPU halve its cost (DESIGN.md §1).
+    # The teacher only runs forward (docs/method.md §1): bf16 weights on GPU halve its cost.
     p = Placement(torch.bfloat16 if cuda else None, torch.bfloat16 if cuda else torch.float32,
                   torch.channels_last if cuda else torch.contiguous_format)
     model.to(device, memory_format=p.memory_format)

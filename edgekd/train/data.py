@@ -41,14 +41,14 @@ class TaskDataset(Dataset):
         epoch, i = i if isinstance(i, tuple) else (self.epoch, i)
         s = self.source[i]
         if self.augment_data:
-            s = augment(s, np.random.default_rng([self.seed, epoch, int(i)]), crop=self.crops)
-        s = resize_sample(s, *self.image_size)
+            s = augment(s, np.random.default_rng([self.seed, epoch, int(i)]), self.task.sample_keys, crop=self.crops)
+        s = resize_sample(s, *self.image_size, self.task.sample_keys)
         x = torch.from_numpy(normalise(self.task.input_image(s)))
         y = self.task.target(s)
         y = torch.from_numpy(np.array(y)) if not isinstance(y, int) else torch.tensor(y)  # a copy: PIL arrays are read-only
         if not self.teacher_view:
             return x, y
-        clean = resize_sample({"image": s.get("geometric_image", s["image"])}, *self.image_size)
+        clean = resize_sample({"image": s.get("geometric_image", s["image"])}, *self.image_size, self.task.sample_keys)
         xt = torch.from_numpy(normalise(self.task.input_image({**s, **clean})))
         return x, y, xt, torch.tensor(2 * int(i) + int(s.get("flipped", False)))
 

@@ -1,6 +1,6 @@
 """The training loop of ``edgekd distill``.
 
-``L_total = L_task + w * L_distill + w_s * L_spectral`` (DESIGN.md §1).  The
+``L_total = L_task + w * L_distill + w_s * L_spectral`` (docs/method.md §2).  The
 run directory receives the resolved config, ``metrics.jsonl`` (one line per
 epoch), ``steps.jsonl`` (losses per step), ``spectrum.jsonl`` (singular values
 of the projector per epoch), ``last.pt`` and ``best.pt``.  The parts of a run are

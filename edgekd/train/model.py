@@ -1,5 +1,5 @@
 """The trained module: student + projector(s) + spectral state, one ``nn.Module`` so DDP wraps
-exactly what trains (the frozen teacher stays outside, DESIGN.md §6)."""
+exactly what trains (the frozen teacher stays outside, docs/method.md §1)."""
 
 from __future__ import annotations
 

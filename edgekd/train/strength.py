@@ -1,4 +1,4 @@
-"""Loss strength that means the same for every method: gradients on ``Z_s`` (issue 10, DESIGN.md §1).
+"""Loss strength that means the same for every method: gradients on ``Z_s`` (issue 10, docs/method.md §5).
 
 A weight means nothing across distances (mdistiller weights FitNets 100, AT 1000, PKT 30000) nor
 across feature scales (a pretrained MobileNetV2 bottleneck has rms 0.23, a random one 1.0).  What

@@ -26,7 +26,7 @@ class OpenVINORunner(BaseRunner):
     def unavailable(cls, **_) -> str | None:
         return None if installed("openvino") else _MISSING
 
-    def open(self):
+    def open_impl(self):
         try:
             import openvino as ov
         except ImportError:
@@ -48,12 +48,9 @@ class OpenVINORunner(BaseRunner):
         except Exception as e:
             raise EdgekdError(f"OpenVINO cannot compile {self.path}: {str(e).splitlines()[0][:200]}") from None
         self.request = self.compiled.create_infer_request()
-        self.is_open = True
-        return self
 
-    def close(self):
+    def close_impl(self):
         self.request = self.compiled = None
-        self.is_open = False
 
     def describe(self) -> dict:
         return {"backend": self.name, "runtime": f"openvino {self.ov.get_version().split('-')[0]}", "providers": ["CPU"],

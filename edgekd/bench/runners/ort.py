@@ -5,7 +5,11 @@ from __future__ import annotations
 import time
 
 from ...errors import EdgekdError, MissingDependencyError
-from .base import BaseRunner, register_backend
+from .base import BaseRunner, InputSpec, register_backend
+
+# ONNX Runtime's element types and numpy's names for them (generic_input feeds these)
+_NUMPY_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64", "tensor(uint8)": "uint8",
+                "tensor(int8)": "int8", "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool"}
 
 
 def _import_ort():
@@ -51,7 +55,7 @@ class OrtRunner(BaseRunner):
             providers.append("CPUExecutionProvider")
         return providers
 
-    def open(self):
+    def open_impl(self):
         ort = _import_ort()
         reason = self.unavailable(**self.options)
         if reason:
@@ -60,8 +64,6 @@ class OrtRunner(BaseRunner):
         self.session = self._session()
         self.input = self.session.get_inputs()[0]
         self.on_gpu = self.options["provider"] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
-        self.is_open = True
-        return self
 
     def _session(self, profile_prefix: str | None = None):
         ort = self.ort
@@ -95,9 +97,8 @@ class OrtRunner(BaseRunner):
         p["source"] += f" ({max(runs, 2)} runs of a separate session)"
         return p
 
-    def close(self):
+    def close_impl(self):
         self.session = None
-        self.is_open = False
 
     def describe(self) -> dict:
         return {"backend": self.name, "runtime": f"onnxruntime {self.ort.__version__}",
@@ -108,6 +109,9 @@ class OrtRunner(BaseRunner):
 
     def input_shape(self) -> list:
         return list(self.input.shape)
+
+    def input_spec(self) -> list[InputSpec]:
+        return [InputSpec(i.name, tuple(i.shape), _NUMPY_TYPES.get(i.type), i.type) for i in self.session.get_inputs()]
 
     def infer(self, x):
         """Output and timings (s): ``transfer`` (host->device, GPU providers) and ``compute``."""

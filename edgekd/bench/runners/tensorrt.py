@@ -26,6 +26,8 @@ class TensorRTRunner(BaseRunner):
     """A TensorRT engine with its own device buffers and stream; ``close()`` frees them."""
 
     model_kind = "engine"
+    suffixes = (".engine", ".plan", ".trt")
+    file_noun = "a TensorRT engine"
     runtime = "tensorrt"
     accelerator = "cuda"
     precisions = ("fp32", "fp16", "int8")
@@ -42,7 +44,7 @@ class TensorRTRunner(BaseRunner):
             return str(e)
         return None
 
-    def open(self):
+    def open_impl(self):
         from ...export.tensorrt_build import import_tensorrt
 
         trt = import_tensorrt()
@@ -59,19 +61,14 @@ class TensorRTRunner(BaseRunner):
         self.out_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
         _, self.stream = cudart.cudaStreamCreate()
         self._buffers = {}
-        self.is_open = True
-        return self
 
-    def close(self):
+    def close_impl(self):
         """Free the device buffers and the stream (Polygraphy's deactivate)."""
-        if not self.is_open:
-            return
         for ptr, _ in self._buffers.values():
             self.cudart.cudaFree(ptr)
         self._buffers = {}
         self.cudart.cudaStreamDestroy(self.stream)
         self.context = self.engine = None
-        self.is_open = False
 
     def describe(self) -> dict:
         return {"backend": "tensorrt", "runtime": f"tensorrt {self.trt.__version__}", "providers": ["TensorRT"], "threads": None}

@@ -13,6 +13,8 @@ class TorchRunner(BaseRunner):
     """Eager PyTorch on the GPU when there is one (fp16 there when asked), else the CPU."""
 
     model_kind = "torch"
+    suffixes = (".pt", ".pth")
+    file_noun = "a .pt checkpoint"
     runtime = "torch"
     precisions = ("fp32",)
 
@@ -20,7 +22,7 @@ class TorchRunner(BaseRunner):
     def unavailable(cls, **_) -> str | None:
         return None if installed("torch") else "--backend torch needs PyTorch; bench an ONNX file instead"
 
-    def open(self):
+    def open_impl(self):
         try:
             import torch
         except ImportError:
@@ -37,14 +39,11 @@ class TorchRunner(BaseRunner):
         self.dtype = torch.float16 if self.precision == "fp16" and self.device.type == "cuda" else torch.float32
         self.model.to(self.device, self.dtype)
         self.threads = torch.get_num_threads()
-        self.is_open = True
-        return self
 
-    def close(self):
+    def close_impl(self):
         self.model = None
-        if self.is_open and self.device.type == "cuda":
+        if self.device.type == "cuda":
             self.torch.cuda.empty_cache()
-        self.is_open = False
 
     def describe(self) -> dict:
         return {"backend": "torch", "runtime": f"torch {self.torch.__version__}", "providers": [str(self.device)], "threads": self.threads}

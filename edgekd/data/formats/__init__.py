@@ -17,7 +17,22 @@ from pathlib import Path
 from ...errors import EdgekdError
 from ...lazy import Target
 from ...lazy import resolve as _resolve
+from ...registry import Registry
 
+
+
+class _EveryTask(tuple):
+    """The tasks of a format that serves whichever task is registered (a task is never listed here, so the
+    data floor needs no import of the tasks above it): every name is in it."""
+
+    def __contains__(self, task) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "EVERY_TASK"
+
+
+EVERY_TASK = _EveryTask()
 
 
 @dataclass(frozen=True)
@@ -27,7 +42,7 @@ class DataFormat:
 
     name: str
     summary: str
-    tasks: tuple[str, ...]
+    tasks: tuple[str, ...]  # the tasks that can learn from it (EVERY_TASK: any registered one)
     detect: Target
     open: Target
     aliases: tuple[str, ...] = ()
@@ -40,26 +55,23 @@ class DataFormat:
         return _resolve(self.open)(path, split, n, **{k: v for k, v in options.items() if k in self.options})
 
 
-_FORMATS: dict[str, DataFormat] = {}
+DATA_FORMATS = Registry("--data-format")
 
 
 def register_data_format(name: str, summary: str, tasks, detect: Target, open: Target, aliases=(), options=()) -> DataFormat:
     """Add (or replace) a format; ``aliases`` are other names ``--data-format`` accepts for it."""
-    fmt = DataFormat(name, summary, tuple(tasks), detect, open, tuple(aliases), tuple(options))
-    _FORMATS[name] = fmt
-    return fmt
+    fmt = DataFormat(name, summary, tasks if isinstance(tasks, _EveryTask) else tuple(tasks), detect, open, tuple(aliases),
+                     tuple(options))
+    return DATA_FORMATS.register(name, fmt, aliases=fmt.aliases)
 
 
 def list_data_formats(task: str | None = None) -> list[str]:
     """The canonical names, in detection order; with ``task``, those the task can learn from."""
-    return [f.name for f in _FORMATS.values() if task is None or task in f.tasks]
+    return [f.name for f in DATA_FORMATS.values() if task is None or task in f.tasks]
 
 
 def get_data_format(name: str) -> DataFormat:
-    for fmt in _FORMATS.values():
-        if name == fmt.name or name in fmt.aliases:
-            return fmt
-    raise EdgekdError(f"unknown --data-format {name!r}; use one of: {', '.join(_FORMATS)}")
+    return DATA_FORMATS.get(name)
 
 
 def create_data_format(name: str, path: Path, split: str, n=None, **options):
@@ -73,7 +85,7 @@ def detect_format(path: Path, task: str | None = None) -> str:
     # A task no format names (none yet) may try them all.
     candidates = (list_data_formats(task) or list_data_formats()) if task else list_data_formats()
     for name in candidates:
-        if _FORMATS[name].looks_like(path):
+        if DATA_FORMATS.get(name).looks_like(path):
             return name
     what = f" for the {task} task" if task else ""
     raise EdgekdError(
@@ -87,9 +99,8 @@ def detect_and_open(path: Path, split: str, n=None, data_format: str = "auto", t
     return create_data_format(name, path, split, n, direction=direction)
 
 
-_ALL_TASKS = ("depth", "segmentation", "classification", "colourisation", "translation")
-
-register_data_format("edgekd-scenes", "scenes written by edgekd data synth (edgekd-data.json)", _ALL_TASKS,
+# The synthetic scenes carry every built-in task's target; a task needing other labels finds them missing.
+register_data_format("edgekd-scenes", "scenes written by edgekd data synth (edgekd-data.json)", EVERY_TASK,
                      "edgekd.data.formats.edgekd_scenes:detect", "edgekd.data.formats.edgekd_scenes:SceneFolder")
 register_data_format("nyu-mat", "NYU Depth v2 nyu_depth_v2_labeled.mat", ("depth",),
                      "edgekd.data.formats.nyu_mat:detect", "edgekd.data.formats.nyu_mat:NYUv2Mat")
