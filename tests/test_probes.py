@@ -109,6 +109,11 @@ def test_auto_weights_follow_the_ratio_and_resume_bitwise(tmp_path, monkeypatch)
     # the auto run is the run given its choice: the measurement drew nothing and changed nothing
     Trainer(_recal_cfg(choice["chosen"]), chosen, progress=False).run()
     _assert_same_state(straight, chosen)
+    # the report says the choice, the decay and the fit over training
+    from edgekd.report.page import report_run
+
+    page = next(p for p in report_run(straight, predictions=False) if p.suffix == ".html").read_text()
+    assert "--projection auto: " in page and "projector fit R^2" in page and "decay alone leaves" in page and "of P - P0" in page
 
 
 def test_auto_weights_reach_the_ratio_on_the_batch_they_were_measured_on():

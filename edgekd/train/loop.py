@@ -27,7 +27,7 @@ from ..distill.projector import effective_rank
 from .calibrate import (auto_terms, calibrate, calibration_batches, projector_decay, read_diagnostics, recalibrate, report_diagnostics,
                         strength_record, term_norms, write_diagnostics)
 from .projection_choice import broadcast_choice, measure_projection_choice
-from .projector_fit import ProjectorFit, memorising, memorising_warning
+from .projector_fit import MEMORISING_RULE, ProjectorFit, memorising, memorising_warning
 from .data import make_train_loader, make_val_loader
 from .distributed import cleanup
 from .run_dir import check_run_dir, prepare_run_dir
@@ -289,7 +289,9 @@ class Trainer:
         if self.projection_choice is not None:
             self.diagnostics["projection_choice"] = self.projection_choice
         if self.fit_probe is not None:
-            self.diagnostics["projector_fit"] = [{"epoch": 0, "step": 0, **self.fit_probe.measure(self.model)}]
+            fit = self.fit_probe.measure(self.model)
+            self.diagnostics["projector_fit_rule"] = MEMORISING_RULE
+            self.diagnostics["projector_fit"] = [{"epoch": 0, "step": 0, **fit, "memorising": memorising(fit)}]
         report_diagnostics(self.diagnostics, self.out, self.dist.is_main, self.log)
 
     def _maybe_recalibrate(self, batch):
@@ -316,7 +318,8 @@ class Trainer:
         self.projection_choice = measure_projection_choice(student, features, batches, self.cfg["distill"], placement.amp_dtype,
                                                            self.device)
         self.projection_choice["chosen"] = broadcast_choice(self.projection_choice["chosen"], self.dist, self.device)
-        self.log(describe(self.projection_choice))
+        self.projection_choice["summary"] = describe(self.projection_choice)
+        self.log(self.projection_choice["summary"])
         return self.projection_choice["chosen"]
 
     def _make_fit_probe(self):
@@ -335,9 +338,9 @@ class Trainer:
             return {}
         fit = self.fit_probe.measure(self.model)
         history = self.diagnostics.setdefault("projector_fit", [])
-        if memorising(fit) and not any(memorising(f) for f in history) and self.dist.is_main:
+        if memorising(fit) and not any(f.get("memorising") for f in history) and self.dist.is_main:
             print(memorising_warning(fit, epoch), file=sys.stderr, flush=True)
-        history.append({"epoch": epoch, "step": self.step, **fit})
+        history.append({"epoch": epoch, "step": self.step, **fit, "memorising": memorising(fit)})
         return {f"fit_{k}": v for k, v in fit.items()}
 
     def _strength_record(self, batch) -> dict:

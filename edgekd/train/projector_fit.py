@@ -20,6 +20,7 @@ from .step import mixed_precision
 # the validation fit is MEMORISING_GAP (R^2 points) or more below that.
 MEMORISING_TRAIN = 0.5
 MEMORISING_GAP = 0.3
+MEMORISING_RULE = f"training R^2 >= {MEMORISING_TRAIN} and validation R^2 at least {MEMORISING_GAP} below it"
 
 
 class ProjectorFit:
