@@ -271,6 +271,7 @@ def apply_projector_shrinkage(optimizer, shrinkage: float, schedule, total_steps
     if group is None:
         return
     factors = [schedule(t) for t in range(total_steps)]
+    peak = group.get("initial_lr", group["lr"])  # the scheduler has already scaled "lr" by its first factor
     if shrinkage > 0:
-        group["weight_decay"] = weight_decay_for_shrinkage(group["lr"], factors, shrinkage)
-    group["shrinkage"] = decay_shrinkage(group["lr"], factors, group["weight_decay"])
+        group["weight_decay"] = weight_decay_for_shrinkage(peak, factors, shrinkage)
+    group["shrinkage"] = decay_shrinkage(peak, factors, group["weight_decay"])

@@ -88,7 +88,7 @@ def projector_decay(optimizer, dc: dict) -> dict | None:
     group = next((g for g in optimizer.param_groups if g.get("name") == "projector"), None)
     if group is None:
         return None
-    return {"lr": float(group["lr"]), "weight_decay": float(group["weight_decay"]), "shrinkage": group.get("shrinkage"),
+    return {"lr": float(group.get("initial_lr", group["lr"])), "weight_decay": float(group["weight_decay"]), "shrinkage": group.get("shrinkage"),
             "requested_shrinkage": dc["projector_shrinkage"] or None}
 
 
