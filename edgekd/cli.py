@@ -205,7 +205,7 @@ def training_options(fn):
 
 def distill_options(fn):
     keys = ["teacher", "teacher_weights", "teacher_layer", "teacher_norm", "method", "projection", "teacher_tap", "weight", "grad_ratio",
-            "normalize", "projector_lr", "projector_weight_decay", "spectral", "spectral_weight", "spectral_norm", "spectral_scope"]
+            "recalibrate_every", "normalize", "projector_lr", "projector_weight_decay", "projector_shrinkage", "spectral", "spectral_weight", "spectral_norm", "spectral_scope"]
     for k in reversed(keys):
         fn = _key_option("distill", k)(fn)
     return fn

@@ -234,10 +234,24 @@ class DistillConfig:
                                  help="w in L_task + w * L_distill, or 'auto': w makes the distillation gradient on Z_s --grad-ratio "
                                       "times the task's.")
     grad_ratio: float = _float(0.3, 1e-6, 1e3, cli=True, help="Target |grad aux| / |grad task| on Z_s for 'auto' weights.")
+    recalibrate_every: int = _int(20, 0, 10**9, cli=True,
+                                  help="Re-measure the gradient ratio and reset 'auto' weights every N steps (0 = only before the "
+                                       "first step) [20].")
     normalize: str = _choice("none", _normalizations, cli=True,
                              help="Non-affine normalisation of both sides before the distance.")
     projector_lr: float = _float(0.0, 0.0, 10.0, cli=True, help="Projector learning rate (0 = the student's).")
-    projector_weight_decay: float = _float(1e-4, 0.0, 10.0, cli=True, help="Projector weight decay (decoupled, AdamW).")
+    projector_weight_decay: float = _float(1e-4, 0.0, 10.0, cli=True,
+                                           help="Projector weight decay (decoupled, AdamW; ignored when --projector-shrinkage is set).")
+    projector_shrinkage: float = _float(0.0, 0.0, 1.0, cli=True,
+                                        help="Fraction of the projector's initial weights that decay alone leaves at the end of the "
+                                             "run, prod(1 - lr_t * wd) over the schedule; sets the weight decay (0 = use "
+                                             "--projector-weight-decay) [0].")
+    auto_projection_cka: float = _float(0.5, 0.0, 1.0,
+                                        help="--projection auto: traditional when the debiased linear CKA of student and teacher "
+                                             "features before training is at least this, else inverted [0.5].")
+    fit_images: int = _int(16, 0, 10**6,
+                           help="Training and validation images on which the projector's fit (R^2) is measured each epoch "
+                                "(0 = off) [16].")
     cache_teacher: str = _choice("auto", ("auto", "on", "off"),
                                  help="Keep the teacher's features of each training image (auto: when they cannot change).")
     spectral: int = _int(0, 0, 100000, cli=True,

@@ -43,7 +43,7 @@ def test_a_registered_distance_is_accepted_everywhere(cosine_distance):
     assert "cosine" in registry.list_distances()
     cfg = validate_profile({"distill": {"method": "cosine"}}, "a profile")  # the config check reads the registry
     assert cfg["distill"]["method"] == "cosine"
-    for projection in registry.list_projections():
+    for projection in registry.list_projections(chosen=False):
         d = Distiller("cosine", projection, student_channels=8, teacher_channels=16)
         zs = torch.randn(2, 8, 3, 4, requires_grad=True)
         loss = d(zs, torch.randn(2, 16, 3, 4))["distill"]

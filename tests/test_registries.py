@@ -18,7 +18,7 @@ from edgekd.distill.registry import get_distance, get_projection, list_distances
 from edgekd.errors import EdgekdError
 
 
-@pytest.mark.parametrize("projection", list_projections())
+@pytest.mark.parametrize("projection", list_projections(chosen=False))
 @pytest.mark.parametrize("method", list_distances())
 def test_every_distance_gives_a_finite_scalar_with_a_gradient(method, projection):
     torch.manual_seed(0)
@@ -38,8 +38,14 @@ def test_every_distance_gives_a_finite_scalar_with_a_gradient(method, projection
 def test_unknown_distance_and_projection_name_the_valid_ones():
     with pytest.raises(EdgekdError, match=r"unknown method 'kd'; use one of: fitnet, at, pkt, ensemble$"):
         get_distance("kd")
-    with pytest.raises(EdgekdError, match=r"unknown projection 'sideways'; use inverted or traditional$"):
+    with pytest.raises(EdgekdError, match=r"unknown projection 'sideways'; use inverted, traditional or auto$"):
         Distiller("fitnet", "sideways", 4, 6)
+
+
+def test_a_chosen_projection_is_listed_but_never_built_directly():
+    assert "auto" in list_projections() and "auto" not in list_projections(chosen=False)
+    with pytest.raises(EdgekdError, match="chosen before training"):
+        Distiller("fitnet", "auto", 4, 6)
 
 
 def test_listing_names_imports_no_torch():

@@ -44,19 +44,40 @@ class Distiller(nn.Module):
             raise EdgekdError(f"unknown normalisation {normalize!r}; use one of: {', '.join(NORMALIZATIONS)}")
         self.normalize = normalize
         distance, self._projection = get_distance(method), get_projection(projection)
+        if self._projection.maps == "chosen":
+            raise EdgekdError(f"projection {projection!r} is chosen before training from the features (edgekd.train.loop); "
+                              f"build the Distiller with the projection it chose")
         self.method, self.projection = method, projection
         cin, cout = self._projection.channels(student_channels, teacher_channels)
         self.projector = distance.create_projector(cin, cout, self._projection)
         self.distance = distance.loss_fn()
         self.register_buffer("P0", self.projector.matrix.detach().clone())
 
-    def forward(self, zs: torch.Tensor, zt: torch.Tensor) -> dict:
+    @staticmethod
+    def align(zs: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
+        """``Z_t`` on ``Z_s``'s grid (bilinear) and in its dtype."""
         if zt.shape[-2:] != zs.shape[-2:]:
             zt = F.interpolate(zt, size=zs.shape[-2:], mode="bilinear", align_corners=False)
-        zt = zt.to(zs.dtype)
-        s, t = self._projection.pair(self.projector, zs, zt)
-        s, t = normalize_features(s, self.normalize), normalize_features(t, self.normalize)
+        return zt.to(zs.dtype)
+
+    def compared(self, zs: torch.Tensor, zt: torch.Tensor) -> tuple:
+        """The two maps the distance compares (normalised when asked)."""
+        s, t = self._projection.pair(self.projector, zs, self.align(zs, zt))
+        return normalize_features(s, self.normalize), normalize_features(t, self.normalize)
+
+    def forward(self, zs: torch.Tensor, zt: torch.Tensor) -> dict:
+        s, t = self.compared(zs, zt)
         return {"distill": self.distance(s, t)}
+
+    @torch.no_grad()
+    def fit_r2(self, zs: torch.Tensor, zt: torch.Tensor) -> float:
+        """How much of its target the projector explains: ``1 - ||target - P(source)||^2 / ||target - mean||^2``
+        over rows (batch x positions) and channels; the target is ``Z_s`` (inverted) or ``Z_t`` (traditional)."""
+        s, t = self.compared(zs, zt)
+        target, pred = (s, t) if self._projection.maps == "teacher" else (t, s)
+        target, pred = target.float(), pred.float()
+        centred = target - target.mean((0, 2, 3), keepdim=True)
+        return float(1.0 - (target - pred).pow(2).sum() / centred.pow(2).sum().clamp_min(1e-30))
 
     def singular_values(self) -> torch.Tensor:
         return self.projector.singular_values()

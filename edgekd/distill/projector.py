@@ -32,3 +32,14 @@ class Projector(nn.Conv2d):
 def single_projector(in_channels: int, out_channels: int, projection=None) -> Projector:
     """The projector of most distances: one :class:`Projector`, whichever the direction."""
     return Projector(in_channels, out_channels)
+
+
+def effective_rank(sv: torch.Tensor) -> float:
+    """exp(entropy) of the normalised singular values (Roy & Vetterli 2007): the figure the report plots
+    (``edgekd.report.plots.effective_rank`` computes the same from the logged values)."""
+    s = sv.double()
+    s = s[s > 0]
+    if s.numel() == 0:
+        return 0.0
+    p = s / s.sum()
+    return float(torch.exp(-(p * p.log()).sum()))

@@ -47,11 +47,18 @@ class Distance:
 
 @dataclass(frozen=True)
 class Projection:
-    """Which side the projector maps: ``"teacher"`` (to the student's channels) or ``"student"`` (to the teacher's)."""
+    """Which side the projector maps: ``"teacher"`` (to the student's channels) or ``"student"`` (to the teacher's);
+    or ``"chosen"``: a rule (``chooser``, ``"module:function"``) picks one of those two from the features before
+    training (``auto``), and the run then uses the chosen projection throughout."""
 
     name: str
     summary: str
     maps: str
+    chooser: Target | None = None
+
+    def choose(self, zs: list, zt: list, threshold: float) -> dict:
+        """The choice (``{"chosen": name, ...measurement}``) from per-batch student and teacher features."""
+        return _resolve(self.chooser)(zs, zt, threshold)
 
     def channels(self, student_channels: int, teacher_channels: int) -> tuple[int, int]:
         """The projector's (in, out) channels."""
@@ -65,7 +72,7 @@ class Projection:
 
 
 DISTANCES = Registry("method")
-PROJECTIONS = Registry("projection", choices=lambda names: " or ".join(names))
+PROJECTIONS = Registry("projection", choices=lambda names: ", ".join(names[:-1]) + " or " + names[-1])
 _DISTANCES, _PROJECTIONS = DISTANCES.entries, PROJECTIONS.entries  # the dicts themselves (tests patch them)
 
 
@@ -88,14 +95,17 @@ def create_distance(name: str) -> Callable:
     return get_distance(name).loss_fn()
 
 
-def register_projection(name: str, summary: str, maps: str) -> Projection:
-    if maps not in ("teacher", "student"):
-        raise ValueError(f"a projection maps 'teacher' or 'student' features, not {maps!r}")
-    return PROJECTIONS.register(name, Projection(name, summary, maps))
+def register_projection(name: str, summary: str, maps: str, chooser: Target | None = None) -> Projection:
+    if maps not in ("teacher", "student", "chosen"):
+        raise ValueError(f"a projection maps 'teacher' or 'student' features (or is 'chosen' by a rule), not {maps!r}")
+    if (maps == "chosen") != (chooser is not None):
+        raise ValueError("a 'chosen' projection needs a chooser, and only it has one")
+    return PROJECTIONS.register(name, Projection(name, summary, maps, chooser))
 
 
-def list_projections() -> list[str]:
-    return PROJECTIONS.names()
+def list_projections(chosen: bool = True) -> list[str]:
+    """Every projection name; ``chosen=False``: only those with a direction (what a :class:`Distiller` is built with)."""
+    return [n for n in PROJECTIONS.names() if chosen or PROJECTIONS.get(n).maps != "chosen"]
 
 
 def get_projection(name: str) -> Projection:
@@ -115,3 +125,5 @@ register_distance("ensemble", "1 - cos of pooled features, three projectors aver
 
 register_projection("inverted", "teacher features to the student's channels: d(Z_s, P(Z_t))", maps="teacher")
 register_projection("traditional", "student features to the teacher's channels: d(P(Z_s), Z_t)", maps="student")
+register_projection("auto", "inverted or traditional, chosen before training from the similarity (debiased linear CKA) of "
+                            "student and teacher features", maps="chosen", chooser="edgekd.distill.projection_choice:choose_projection")

@@ -156,6 +156,30 @@ def _deployment_blocks(run_dir: Path, primary: str) -> tuple[list, list]:
     return blocks, made
 
 
+def _projector_blocks(run_dir: Path) -> list:
+    """diagnostics.json's projector lines: --projection auto's choice, the decay as a shrinkage, the fit over training."""
+    try:
+        d = json.loads((run_dir / "diagnostics.json").read_text())
+    except (OSError, ValueError):
+        return []
+    lines = []  # the run wrote every sentence's facts (report/ imports nothing from train/ or distill/)
+    if d.get("projection_choice"):
+        c = d["projection_choice"]
+        lines.append(f"{c.get('summary', 'projection ' + c['chosen'])}; rule: {c['rule']}.")
+    if d.get("projector_decay"):
+        pd = d["projector_decay"]
+        lines.append(f"projector decay: lr {pd['lr']:.3g}, weight decay {pd['weight_decay']:.4g}; decay alone leaves {pd['shrinkage']:.4g} "
+                     f"of a weight by the end of the run.")
+    fit = d.get("projector_fit") or []
+    if fit:
+        lines.append("projector fit R^2 (training / validation images) per epoch: "
+                     + ", ".join(f"{f['epoch']}: {f['r2_train']:.2f} / {f['r2_val']:.2f}" for f in fit) + ".")
+        if any(f.get("memorising") for f in fit):
+            lines.append(f"**warning: the projector memorises** ({d.get('projector_fit_rule', '')}): it fits the training batches "
+                         f"and explains little of unseen ones.")
+    return [("md", line) for line in lines]
+
+
 def report_run(run_dir: Path, predictions: bool = True) -> list[Path]:
     from .plots import effective_rank, plot_curves, plot_predictions, plot_spectrum
 
@@ -178,9 +202,12 @@ def report_run(run_dir: Path, predictions: bool = True) -> list[Path]:
         plot_spectrum(run_dir)
         sv = read_jsonl(run_dir / "spectrum.jsonl")
         made.append(run_dir / "report" / "spectrum.png")
+        delta = [r["delta_singular_values"] for r in sv if "delta_singular_values" in r]
         blocks.append(("md", "effective rank of P per epoch: " + ", ".join(f"{effective_rank(r['singular_values']):.1f}" for r in sv)
+                       + (("; of P - P0 (what training added): " + ", ".join(f"{effective_rank(d):.1f}" for d in delta)) if delta else "")
                        + ".  Shaded: the singular values above 1% of the largest, the directions P actually uses (the paper's Figure 3)."))
         blocks.append(("img", "spectrum.png"))
+    blocks += _projector_blocks(run_dir)
     if info:
         blocks.append(("md", f"predictions of {info['checkpoint']} (after epoch {info['epoch']}): {_metrics_text(info['metrics'], info.get('num_classes'))}"))
         blocks.append(("img", "predictions.png"))

@@ -90,9 +90,18 @@ def build_datasets(cfg: dict, train_src, val_src, task, teacher_view: bool) -> D
 
 
 # ----------------------------------------------------------------------------- models
-def build_model(cfg: dict, task, log) -> tuple[DistillModel, torch.nn.Module | None]:
-    """The trained module (student, projector, spectral regulariser) and the frozen teacher (or None)."""
+def has_teacher(cfg: dict) -> bool:
+    return (cfg["distill"]["teacher"] or "none").strip() != "none"
+
+
+def build_model(cfg: dict, task, log, choose_projection=None) -> tuple[DistillModel, torch.nn.Module | None]:
+    """The trained module (student, projector, spectral regulariser) and the frozen teacher (or None).
+
+    A projection chosen by a rule (``--projection auto``) is decided by ``choose_projection(student, teacher)``
+    between the teacher and the projector: the projector then draws the same initial weights as in a run
+    given the chosen projection (the measurement itself draws nothing, :mod:`edgekd.train.probe`)."""
     from ..distill import Distiller
+    from ..distill.registry import get_projection
     from ..models import create_student, create_teacher
 
     dc = cfg["distill"]
@@ -102,7 +111,12 @@ def build_model(cfg: dict, task, log) -> tuple[DistillModel, torch.nn.Module | N
                              tap=dc["teacher_tap"])
     distiller = None
     if teacher is not None:
-        distiller = Distiller(dc["method"], dc["projection"], student.feature_channels, teacher.channels, dc["normalize"])
+        projection = dc["projection"]
+        if get_projection(projection).maps == "chosen":
+            if choose_projection is None:
+                raise EdgekdError(f"--projection {projection} needs training batches to decide; it is resolved by edgekd distill")
+            projection = choose_projection(student, teacher)
+        distiller = Distiller(dc["method"], projection, student.feature_channels, teacher.channels, dc["normalize"])
     spectral = _build_spectral(cfg, student)
     # "auto" weights are set from gradient norms before the first step (train/strength.py).
     numeric = lambda w: 0.0 if w == "auto" else w  # noqa: E731
@@ -228,4 +242,36 @@ def build_schedule(cfg: dict, n_train: int, dist: DistInfo, optimizer) -> Schedu
         total = min(total, tc["max_steps"])
     warmup, note = effective_warmup(tc, total)  # scaled to short runs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, total))
+    apply_projector_shrinkage(optimizer, cfg["distill"]["projector_shrinkage"], lr_lambda(warmup, total), total)
     return Schedule(sampler, steps_per_epoch, total, warmup, note, scheduler)
+
+
+# ----------------------------------------------------------------------------- the projector's decay
+def decay_shrinkage(lr: float, factors: list, weight_decay: float) -> float:
+    """What AdamW's decoupled decay alone leaves of a weight after the run: prod_t (1 - lr_t * wd)."""
+    return math.exp(sum(math.log1p(-min(lr * f * weight_decay, 1.0 - 1e-12)) for f in factors))
+
+
+def weight_decay_for_shrinkage(lr: float, factors: list, shrinkage: float) -> float:
+    """The decoupled weight decay whose product over the schedule is ``shrinkage`` (bisection; 0 for 1.0)."""
+    if shrinkage >= 1.0:
+        return 0.0
+    hi = 1.0 / (lr * max(factors))  # at this decay the peak step would zero the weight
+    lo = 0.0
+    for _ in range(60):  # 2^-60 of the bracket: exact to double precision
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if decay_shrinkage(lr, factors, mid) > shrinkage else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def apply_projector_shrinkage(optimizer, shrinkage: float, schedule, total_steps: int) -> None:
+    """``distill.projector_shrinkage`` > 0: set the projector group's weight decay from it (docs/distillation.md);
+    either way record the shrinkage the run's decay gives as the group's ``shrinkage`` (for the diagnostics)."""
+    group = next((g for g in optimizer.param_groups if g.get("name") == "projector"), None)
+    if group is None:
+        return
+    factors = [schedule(t) for t in range(total_steps)]
+    peak = group.get("initial_lr", group["lr"])  # the scheduler has already scaled "lr" by its first factor
+    if shrinkage > 0:
+        group["weight_decay"] = weight_decay_for_shrinkage(peak, factors, shrinkage)
+    group["shrinkage"] = decay_shrinkage(peak, factors, group["weight_decay"])

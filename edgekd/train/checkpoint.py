@@ -12,7 +12,7 @@ FORMAT = "edgekd-checkpoint"
 
 
 def make_checkpoint(*, cfg, task_args, student, extra, optimizer, scheduler, epoch, step, epoch_step, best, metrics,
-                    loss_weights=None) -> dict:
+                    loss_weights=None, projection_choice=None) -> dict:
     return {
         "format": FORMAT,
         "edgekd_version": __version__,
@@ -27,7 +27,8 @@ def make_checkpoint(*, cfg, task_args, student, extra, optimizer, scheduler, epo
         "step": int(step),
         "best": best,
         "metrics": metrics,
-        "loss_weights": loss_weights or {},  # the resolved weights ("auto" is measured once, then kept)
+        "loss_weights": loss_weights or {},  # the weights in use ("auto": re-measured every distill.recalibrate_every steps)
+        "projection_choice": projection_choice,  # --projection auto: the choice made before the first step (kept on resume)
         "rng": {"torch": torch.get_rng_state()},
     }
 

@@ -23,7 +23,11 @@ from ..errors import DivergenceError
 from ..fileio import append_jsonl, atomic_write_json
 from . import build
 from . import checkpoint as ckpt_io
-from .calibrate import calibrate, calibration_batches, report_diagnostics, strength_record, term_norms
+from ..distill.projector import effective_rank
+from .calibrate import (auto_terms, calibrate, calibration_batches, projector_decay, read_diagnostics, recalibrate, report_diagnostics,
+                        strength_record, term_norms, write_diagnostics)
+from .projection_choice import broadcast_choice, measure_projection_choice
+from .projector_fit import MEMORISING_RULE, ProjectorFit, memorising, memorising_warning
 from .data import make_train_loader, make_val_loader
 from .distributed import cleanup
 from .run_dir import check_run_dir, prepare_run_dir
@@ -63,19 +67,23 @@ class Trainer:
         check_run_dir(self.out, resume, overwrite, self.dist.is_main)
         self._resuming, self._overwrite = resume, overwrite
 
+        self._ck = ckpt_io.load_for_resume(self.out / "last.pt") if resume else None
         torch.manual_seed(tc["seed"])  # identical initial weights on every rank
         self.train_src, self.val_src = build.open_sources(cfg, self.progress)
         self.task_args = build.task_args_for(cfg, self.train_src)
         self.task = create_task(cfg["model"]["task"], **self.task_args)
-        self.model, self.teacher = build.build_model(cfg, self.task, self.log)
+        # The datasets draw nothing from torch's generator: built first, so --projection auto can measure on them.
+        ds = build.build_datasets(cfg, self.train_src, self.val_src, self.task, teacher_view=build.has_teacher(cfg))
+        self.train_ds, self.val_ds, self.train_eval_ds = ds.train, ds.val, ds.train_eval
+        self.projection_choice = None
+        self.model, self.teacher = build.build_model(cfg, self.task, self.log, choose_projection=self._choose_projection)
         placement = build.place_on_device(self.model, self.teacher, self.device)
         self.amp_dtype, self.memory_format = placement.amp_dtype, placement.memory_format
         self.optimizer = build.build_optimizer(self.model, cfg, self.device)
-        ds = build.build_datasets(cfg, self.train_src, self.val_src, self.task, teacher_view=self.teacher is not None)
-        self.train_ds, self.val_ds, self.train_eval_ds = ds.train, ds.val, ds.train_eval
         self.teacher_cache = build.make_teacher_cache(self.teacher, cfg["distill"]["cache_teacher"], cfg["model"]["compile"],
                                                       self.dist.enabled, self.train_ds)
         self.teacher_features = TeacherFeatures(self.teacher, self.device, placement.teacher_dtype, self.teacher_cache)
+        self.fit_probe = self._make_fit_probe()
         sched = build.build_schedule(cfg, len(self.train_ds), self.dist, self.optimizer)
         self.sampler, self.steps_per_epoch, self.total_steps = sched.sampler, sched.steps_per_epoch, sched.total_steps
         self.warmup_steps, self.warmup_note, self.scheduler = sched.warmup_steps, sched.warmup_note, sched.scheduler
@@ -87,6 +95,7 @@ class Trainer:
         self.best, self.last_metrics, self.diagnostics = None, {}, None
         # This session's bookkeeping (set again by run()).
         self._epoch_losses: list[dict] = []
+        self._step_fields: dict = {}  # step -> fields steps.jsonl adds to its losses (re-measured weights)
         self._t_run, self._step0 = time.monotonic(), 0  # for the whole-run ETA
         self._last_save, self._saved_once = time.monotonic(), resume
         self.mirrors: list = []  # experiment trackers mirroring the logs (set by edgekd distill --log)
@@ -104,7 +113,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- checkpoints
     def _resume(self):
-        ck = ckpt_io.load_for_resume(self.out / "last.pt")
+        ck, self._ck = self._ck, None
         if ck.get("loss_weights"):
             self.model.weight, self.model.spectral_weight = ck["loss_weights"]["distill"], ck["loss_weights"]["spectral"]
         self.model.student.load_state_dict(ck["student"])
@@ -118,12 +127,14 @@ class Trainer:
         self.best = ck["best"]
         self.last_metrics = ck.get("metrics") or {}  # a resumed, already finished run keeps its figures
         torch.set_rng_state(ck["rng"]["torch"])
+        self.diagnostics = read_diagnostics(self.out, self.step)
 
     def _checkpoint(self, metrics=None) -> dict:
         return ckpt_io.make_checkpoint(
             cfg=self.cfg, task_args=self.task_args, student=self.model.student, extra=self.model.extra_modules(),
             optimizer=self.optimizer, scheduler=self.scheduler, epoch=self.epoch, step=self.step,
             epoch_step=self.epoch_step, best=self.best, metrics=metrics or {}, loss_weights=self.model.weights(),
+            projection_choice=self.projection_choice,
         )
 
     def _save_last(self, metrics=None):
@@ -179,6 +190,7 @@ class Trainer:
             self.scheduler.step()
             self.step += 1
             self.epoch_step += 1
+            self._maybe_recalibrate(last_batch)
             pending.append((self.step, total, losses))
             if len(pending) >= check_every:
                 self._check_finite(pending)
@@ -219,7 +231,8 @@ class Trainer:
                     f"{self.out / 'last.pt'} is kept; lower --lr or --distill-weight and --resume or restart"
                 )
             if self.dist.is_main:
-                self._append("steps", {"step": step, "epoch": self.epoch, "lr": float(self.scheduler.get_last_lr()[0]), **vals})
+                self._append("steps", {"step": step, "epoch": self.epoch, "lr": float(self.scheduler.get_last_lr()[0]), **vals,
+                                       **self._step_fields.pop(step, {})})
             self._epoch_losses.append(vals)
         pending.clear()
 
@@ -235,6 +248,7 @@ class Trainer:
         losses = self._epoch_losses
         train_means = {f"train_{k}": float(np.mean([d[k] for d in losses])) for k in (losses[0] if losses else {})}
         record = {"epoch": self.epoch + 1, "step": self.step, **train_means, **self._strength_record(last_batch)}
+        record.update(self._fit_record(record["epoch"]))
         stop = self._reached_max_steps()
         if self.epoch_step >= self.steps_per_epoch:  # finished (a run stopped by max_steps stays mid-epoch)
             self.epoch, self.epoch_step = self.epoch + 1, 0
@@ -255,9 +269,12 @@ class Trainer:
         self._append("metrics", record)
         if self.model.distiller is not None:
             d = self.model.distiller
+            sv, dsv = d.singular_values(), d.delta_singular_values()
             append_jsonl(self.out / "spectrum.jsonl", {"epoch": record["epoch"], "step": self.step,
-                                                       "singular_values": d.singular_values().tolist(),
-                                                       "delta_singular_values": d.delta_singular_values().tolist()})
+                                                       "effective_rank": effective_rank(sv), "delta_effective_rank": effective_rank(dsv),
+                                                       "singular_values": sv.tolist(), "delta_singular_values": dsv.tolist()})
+        if self.diagnostics is not None:
+            write_diagnostics(self.diagnostics, self.out)
         self._save_last(self.last_metrics)
         if improved:
             ckpt_io.save(self.out / "best.pt", self._checkpoint(self.last_metrics))
@@ -277,7 +294,63 @@ class Trainer:
             return
         batches = calibration_batches(self.train_ds, self.cfg, self.dist.world, self._to_device)
         self.diagnostics = calibrate(self.model, batches, self._term_norms(batches), self.cfg["distill"], self.teacher)
+        self.diagnostics["projector_decay"] = projector_decay(self.optimizer, self.cfg["distill"])
+        if self.projection_choice is not None:
+            self.diagnostics["projection_choice"] = self.projection_choice
+        if self.fit_probe is not None:
+            fit = self.fit_probe.measure(self.model)
+            self.diagnostics["projector_fit_rule"] = MEMORISING_RULE
+            self.diagnostics["projector_fit"] = [{"epoch": 0, "step": 0, **fit, "memorising": memorising(fit)}]
         report_diagnostics(self.diagnostics, self.out, self.dist.is_main, self.log)
+
+    def _maybe_recalibrate(self, batch):
+        """``auto`` weights re-measured on the batch just trained on, every ``distill.recalibrate_every`` steps."""
+        dc = self.cfg["distill"]
+        every = dc["recalibrate_every"]
+        if not every or self.step % every or not auto_terms(dc) or not self._aux_terms():
+            return
+        self._step_fields[self.step] = recalibrate(self.model, self._term_norms([batch]), dc)
+
+    # ----------------------------------------------------------------- the projector: choice and fit
+    def _choose_projection(self, student, teacher) -> str:
+        """``--projection auto``: measured on the calibration batches before the projector exists (or the choice
+        the checkpoint kept, on resume); the decision is rank 0's on every rank."""
+        from ..distill.projection_choice import describe
+
+        if self._ck is not None and self._ck.get("projection_choice"):
+            self.projection_choice = self._ck["projection_choice"]
+            return self.projection_choice["chosen"]
+        placement = build.place_on_device(student, teacher, self.device)
+        self.memory_format = placement.memory_format
+        batches = calibration_batches(self.train_ds, self.cfg, self.dist.world, self._to_device)
+        features = TeacherFeatures(teacher, self.device, placement.teacher_dtype)
+        self.projection_choice = measure_projection_choice(student, features, batches, self.cfg["distill"], placement.amp_dtype,
+                                                           self.device)
+        self.projection_choice["chosen"] = broadcast_choice(self.projection_choice["chosen"], self.dist, self.device)
+        self.projection_choice["summary"] = describe(self.projection_choice)
+        self.log(self.projection_choice["summary"])
+        return self.projection_choice["chosen"]
+
+    def _make_fit_probe(self):
+        n = self.cfg["distill"]["fit_images"]
+        if self.model.distiller is None or not n:
+            return None
+        from .data import TaskDataset
+
+        size = self.cfg["data"]["image_size"]
+        return ProjectorFit(TaskDataset(self.train_src, self.task, size), self.val_ds, n, self.teacher_features, self.device,
+                            self.memory_format, self.amp_dtype)
+
+    def _fit_record(self, epoch: int) -> dict:
+        """The projector's R^2 on training and validation images at this epoch's end; warns once when it memorises."""
+        if self.fit_probe is None or self.diagnostics is None:
+            return {}
+        fit = self.fit_probe.measure(self.model)
+        history = self.diagnostics.setdefault("projector_fit", [])
+        if memorising(fit) and not any(f.get("memorising") for f in history) and self.dist.is_main:
+            print(memorising_warning(fit, epoch), file=sys.stderr, flush=True)
+        history.append({"epoch": epoch, "step": self.step, **fit, "memorising": memorising(fit)})
+        return {f"fit_{k}": v for k, v in fit.items()}
 
     def _strength_record(self, batch) -> dict:
         """Weights and weighted gradient ratios on the epoch's last batch (logged each epoch)."""

@@ -13,14 +13,33 @@ class DistillModel(nn.Module):
     """``forward(x, y, zt)`` -> (total, losses): ``L_task + w * L_distill + w_s * L_spectral``.
 
     ``zt`` is a tensor or a :class:`edgekd.train.step.PendingFeatures` (computed on a side stream).
-    Weights may be set after construction (``auto`` weights: :mod:`edgekd.train.strength`).
+    Weights may be set after construction and during training (``auto`` weights:
+    :mod:`edgekd.train.strength`): they live in a device buffer filled in place, so a captured CUDA
+    graph or a compiled module reads the current value instead of the one it was traced with.
     """
 
     def __init__(self, student, task, distiller=None, spectral=None, weight: float = 1.0, spectral_weight: float = 1.0):
         super().__init__()
         self.student, self.distiller, self.spectral = student, distiller, spectral
         self.task = task
-        self.weight, self.spectral_weight = float(weight), float(spectral_weight)
+        # Not in state_dict: a checkpoint keeps the weights as plain numbers (``loss_weights``).
+        self.register_buffer("loss_weights", torch.tensor([float(weight), float(spectral_weight)]), persistent=False)
+
+    @property
+    def weight(self) -> float:
+        return float(self.loss_weights[0])
+
+    @weight.setter
+    def weight(self, value: float):
+        self.loss_weights[0].fill_(float(value))
+
+    @property
+    def spectral_weight(self) -> float:
+        return float(self.loss_weights[1])
+
+    @spectral_weight.setter
+    def spectral_weight(self, value: float):
+        self.loss_weights[1].fill_(float(value))
 
     def extra_modules(self) -> nn.ModuleDict:
         """What a checkpoint saves besides the student (projectors, the spectral subspace)."""
@@ -48,6 +67,6 @@ class DistillModel(nn.Module):
 
     def forward(self, x, y, zt=None):
         _, losses = self.terms(x, y, zt)
-        w = self.weights()
-        total = sum(losses[k] * (1.0 if k == "task" else w[k]) for k in losses)
+        index = {"distill": 0, "spectral": 1}
+        total = sum(losses[k] if k == "task" else losses[k] * self.loss_weights[index[k]] for k in losses)
         return total, losses
