@@ -476,6 +476,8 @@ def _describe_run(trainer):
 @click.option("--distill-weight", type=FloatOrAuto(), default=None, help=f"w of the distillation term, or auto (see distill --help) {_pd('distill', 'weight')}.")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Runs per cell (seeds 0..N-1).")
 @click.option("--out", required=True, type=click.Path(), help="Directory of the comparison (restart with the same --out to continue).")
+@click.option("--restart", is_flag=True,
+              help="Train this grid's cells again when --out holds runs of another recipe (refused otherwise, naming the keys).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def compare(**kw):
@@ -492,6 +494,7 @@ def compare(**kw):
     from .fileio import check_out_dir
     from .train.grid import parse_grid, run_compare
 
+    _refuse_unused_compare_options(kw)
     cfg = resolve_config({**kw, "teacher": None, "spectral": None})
     if kw["distill_weight"] is not None:
         cfg["distill"]["weight"] = kw["distill_weight"]
@@ -500,7 +503,23 @@ def compare(**kw):
         check_teacher_spec(t, grid.weights.get(t))
     _check_grid_teachers(grid.teachers, grid.weights)
     out = check_out_dir(kw["out"])
-    run_compare(cfg, grid, out, echo=click.echo, progress=not kw["quiet"], set_threads=lambda: _set_threads(kw["threads"]))
+    run_compare(cfg, grid, out, echo=click.echo, progress=not kw["quiet"], set_threads=lambda: _set_threads(kw["threads"]),
+                restart=kw["restart"])
+
+
+# Options and keys compare sets itself per cell and seed: a value given for them would be ignored.
+_GRID_SET = {"train.seed": "--seeds N (each cell runs seeds 0..N-1)", "distill.teacher": "--teachers", "distill.method": "--methods",
+             "distill.projection": "--projections", "distill.spectral": "--spectral"}
+
+
+def _refuse_unused_compare_options(kw: dict) -> None:
+    """``compare --seed 5`` (or --set train.seed=5) would be ignored: refuse it and name what sets it."""
+    if kw.get("seed") is not None:
+        raise EdgekdError(f"compare does not use --seed {kw['seed']}: {_GRID_SET['train.seed']}; drop --seed")
+    for item in kw.get("sets") or ():
+        key = item.partition("=")[0].strip()
+        if key in _GRID_SET:
+            raise EdgekdError(f"compare sets {key} itself per cell (use {_GRID_SET[key]}); drop --set {item}")
 
 
 def _check_grid_teachers(teachers: list, weights: dict) -> None:
@@ -554,6 +573,8 @@ def report(path):
 @click.option("--eval-size", type=click.IntRange(min=1), default=None, help="INT8: validation images to judge the drop on [the run's val size].")
 @click.option("--max-batch", type=click.IntRange(min=1), default=8, show_default=True, help="TensorRT: largest batch of the optimisation profile.")
 @click.option("--task", "expect_task", default=None, help="Refuse a checkpoint trained for another task (a guard for pipelines).")
+@click.option("--allow-unfinished", is_flag=True,
+              help="Export the last.pt of a run that stopped before its first evaluation (refused otherwise; an unfinished run with a best.pt exports that).")
 @_user_errors
 def export(run, fmt, precision, **kw):
     """Export the student of RUN (a run directory or a .pt checkpoint) to ONNX, INT8 QDQ or a TensorRT engine.
@@ -563,6 +584,9 @@ def export(run, fmt, precision, **kw):
     --precision says otherwise.  Writes next to the checkpoint: model.onnx (fp32, always; dynamic
     batch, inline weights, metadata, parity-checked against PyTorch), model.fp16.onnx, model.int8.onnx, model.<precision>.engine,
     and export.json with every check.  Exit code 2 when a check fails (files are kept).
+    It says which checkpoint it took: best.pt of a finished run, else last.pt; of an unfinished run
+    its best.pt (with a note), its last.pt only with --allow-unfinished.  Every file records that
+    checkpoint's step and sha256, so report and bench can tell a file the run has moved past.
     """
     from .export import run_export
 

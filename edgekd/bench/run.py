@@ -205,9 +205,18 @@ def bench(s: BenchSettings, log=print) -> dict:
             results["accuracy"] = accuracy_vs_reference(m.runner, m.meta, ev, s.show_progress)
         results["environment"] = _environment(m, results["precision"])
         results["notes"] = _notes(results, m.meta, m.tgt)
+        results.update(_provenance(m))
     finally:
         m.runner.close()
     return results
+
+
+def _provenance(m: OpenModel) -> dict:
+    """The file benched (sha256, checkpoint step and hash: bench/provenance.py) and when: a report keeps the newest
+    bench of each file and tells a bench of an older file."""
+    from .provenance import file_provenance, now_utc
+
+    return {"file": file_provenance(m.path, m.meta), "measured_at": now_utc()}
 
 
 def _environment(m: OpenModel, precision: str) -> dict:
@@ -249,9 +258,11 @@ def _edgekd_model(m: OpenModel, s: BenchSettings, log):
     seed = int(ref_eval.get("seed", 0))
     direction = ref_eval.get("direction", "AtoB")
     sample = _sample_input(task, data, data_format, hw, seed, direction, s.accuracy_check, log)
-    results = {"model": str(m.path), "kind": m.kind, "precision": _precision(m.meta, m.path), "task": task.name, "input": [3, *hw],
+    precision = _precision(m.meta, m.path)
+    results = {"model": str(m.path), "kind": m.kind, "precision": precision, "task": task.name, "input": [3, *hw],
                "_eval": {"task": task, "data": data, "data_format": data_format, "seed": seed, "hw": hw, "direction": direction,
-                         "n": int(ref_eval.get("n", 64)), "val_size": s.val_size}}
+                         "n": int(ref_eval.get("n", 64)), "val_size": s.val_size, "model": str(m.path), "precision": precision,
+                         "kind": m.kind}}
     return results, input_batch(task, [sample]), lambda: model_input(task, sample)
 
 
@@ -305,11 +316,23 @@ def format_table(r: dict) -> str:
         else:
             lines.append(head + f"not on target: no verdict ({b['why_no_verdict']})")
     if "accuracy" in r:
-        a = r["accuracy"]
-        lines += ["", f"accuracy on {a['images']} validation images ({a['data']}):", f"  {'metric':<10} {'this':>9} {'fp32 ref':>9}"]
-        for k, v in a["metrics"].items():
-            ref = a["reference_fp32"].get(k)
-            lines.append(f"  {k:<10} {v:>9.4f} {('%9.4f' % ref) if ref is not None else '        -'}")
+        lines += _accuracy_lines(r["accuracy"])
+    if r.get("file", {}).get("checkpoint_step") is not None:
+        f = r["file"]
+        lines.append(f"  file {f['file']}: sha256 {f['sha256'][:12]}, from {f['checkpoint']} at step {f['checkpoint_step']}")
     for n in r.get("notes", []):
         lines.append(f"note: {n}")
     return "\n".join(lines)
+
+
+def _accuracy_lines(a: dict) -> list[str]:
+    """The accuracy table: this file, and the fp32 reference only when it was measured on the same images."""
+    lines = ["", f"accuracy on {a['images']} validation images ({a['data']}):", f"  {'metric':<10} {'this':>9} {'fp32 ref':>9}"]
+    for k, v in a["metrics"].items():
+        ref = a["reference_fp32"].get(k)
+        lines.append(f"  {k:<10} {v:>9.4f} {('%9.4f' % ref) if ref is not None else '        -'}")
+    if a.get("reference_source"):
+        lines.append(f"  fp32 reference: {a['reference_source']}")
+    else:
+        lines.append(f"  no fp32 reference on these images, so no difference: {a.get('reference_why_none', 'none recorded')}")
+    return lines

@@ -123,6 +123,7 @@ class Trainer:
             cfg=self.cfg, task_args=self.task_args, student=self.model.student, extra=self.model.extra_modules(),
             optimizer=self.optimizer, scheduler=self.scheduler, epoch=self.epoch, step=self.step,
             epoch_step=self.epoch_step, best=self.best, metrics=metrics or {}, loss_weights=self.model.weights(),
+            total_steps=self.total_steps,
         )
 
     def _save_last(self, metrics=None):
