@@ -188,7 +188,7 @@ def _key_option(section: str, key: str):
 def training_options(fn):
     """Options shared by ``distill`` and ``compare`` (each overrides the profile's key)."""
     keys = [("model", "task"), ("model", "student"), ("model", "student_weights"), ("model", "student_tap"), ("data", "data"),
-            ("data", "data_format"), ("data", "direction"), ("train", "epochs"), ("train", "batch_size"), ("train", "lr"),
+            ("data", "data_format"), ("data", "direction"), ("data", "depth_scale"), ("train", "epochs"), ("train", "batch_size"), ("train", "lr"),
             ("train", "warmup_steps"), ("data", "image_size"), ("train", "train_size"), ("train", "val_size"),
             ("train", "max_steps"), ("train", "workers"), ("train", "seed"), ("train", "device"), ("model", "compile")]
     opts = [
@@ -284,6 +284,8 @@ def distill(**kw):
             _describe_run(trainer)
         if trainer.dist.is_main and trainer.warmup_note:
             click.echo(trainer.warmup_note, err=True)
+        for line in trainer.data_warnings if trainer.dist.is_main else ():
+            click.echo(line, err=True)
         _warn_gpu_recipe_on_cpu(trainer)
         summary = trainer.run()
     except KeyboardInterrupt:
@@ -748,30 +750,61 @@ def data_synth(out, n, val_n, image_size, seed, overwrite):
 
 @data.command("inspect")
 @click.argument("path", type=click.Path())
-@click.option("--task", default=None, help="The task the data is for (guides format detection) [any].")
+@click.option("--task", default=None, help="The task the data is for (guides format detection) [any: every format that fits is listed].")
 @click.option("--data-format", default="auto", show_default=True, help=f"auto, {_formats()}.")
+@click.option("--depth-scale", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Depth PNGs: metres per stored unit (0: 16-bit millimetres).")
+@click.option("--max-samples", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Read at most this many samples per split for the depth range and image sizes.")
 @_user_errors
-def data_inspect(path, task, data_format):
-    """What edgekd sees in PATH: format, splits and their sizes, what each sample holds, classes."""
-    import json
+def data_inspect(path, task, data_format, depth_scale, max_samples):
+    """What edgekd sees in PATH: format, splits and their sizes, what each sample holds, depth range, classes.
 
-    import numpy as np
+    \b
+    Without --task every format whose layout fits is listed ("formats"), and the first is read.
+    """
+    import json
+    from pathlib import Path
 
     from .data import open_dataset
+    from .data.formats import matching_formats
 
     info = {"path": path}
+    if task is None and data_format == "auto" and Path(path).exists() and path != "synthetic":
+        info["formats"] = matching_formats(Path(path).expanduser())
     for split in ("train", "val"):
-        ds = open_dataset(path, split, (64, 64), None, 0, data_format, task=task)
-        s = ds[0]
+        ds = open_dataset(path, split, (64, 64), None, 0, data_format, task=task, depth_scale=depth_scale)
         info["format"] = ds.format
-        info[split] = {"samples": len(ds), **{k: (list(np.shape(v)) if np.ndim(v) else type(v).__name__) for k, v in s.items()}}
-        if "depth" in s:
-            d = s["depth"]
-            info[split]["depth_range_m"] = [float(d[d > 0].min()) if (d > 0).any() else 0.0, float(d.max())]
+        info[split] = _inspect_split(ds, max_samples)
         if hasattr(ds, "official"):
             info["official_split"] = bool(ds.official)
+    if 0 < info["val"]["samples"] < 8:
+        info["warning"] = (f"the validation split has {info['val']['samples']} samples: too few to judge a model by; give it at least 8 "
+                           "(a val/ or test/ folder or list; a folder without them keeps about 10% for validation)")
     info["classes"] = list(getattr(ds, "classes", []) or [])
     click.echo(json.dumps(info, indent=2))
+
+
+def _inspect_split(ds, max_samples: int) -> dict:
+    """Sizes, what a sample holds, and the depth range over the samples read (all, or the first ``max_samples``)."""
+    import numpy as np
+
+    s = ds[0]
+    out = {"samples": len(ds), **{k: (list(np.shape(v)) if np.ndim(v) else type(v).__name__) for k, v in s.items()}}
+    n = min(len(ds), max_samples)
+    lo, hi, shapes = np.inf, 0.0, set()
+    for i in range(n):
+        sample = s if i == 0 else ds[i]
+        shapes.add(tuple(np.shape(sample["image"])[:2]))
+        if "depth" in sample:
+            d = np.asarray(sample["depth"])
+            if (d > 0).any():
+                lo, hi = min(lo, float(d[d > 0].min())), max(hi, float(d.max()))
+    if "depth" in s:
+        out["depth_range_m"] = [lo if np.isfinite(lo) else 0.0, hi]
+    out["read"] = f"all {n} samples" if n == len(ds) else f"the first {n} of {len(ds)} samples"
+    out["image_sizes"] = sorted(f"{h}x{w}" for h, w in shapes)[:10]
+    return out
 
 
 def main():

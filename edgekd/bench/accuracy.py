@@ -102,7 +102,8 @@ def accuracy_vs_reference(runner, meta: dict, ev: dict, show_progress: bool) -> 
     from .runners import create_runner
 
     task = ev["task"]
-    samples = open_samples(ev["data"], "val", ev["hw"], ev["val_size"] or ev["n"], ev["seed"], ev["data_format"], task, ev["direction"])
+    samples = open_samples(ev["data"], "val", ev["hw"], ev["val_size"] or ev["n"], ev["seed"], ev["data_format"], task, ev["direction"],
+                           depth_scale=ev.get("depth_scale", 0.0))
     path, precision, kind = Path(ev.get("model", "")), ev.get("precision", "fp32"), ev.get("kind", "onnx")
     itself = precision == "fp32" and kind in ("onnx", "torch")
     fp32 = None if itself or not path.name else _sibling_fp32(path, meta)

@@ -229,11 +229,11 @@ def _environment(m: OpenModel, precision: str) -> dict:
     return env
 
 
-def _sample_input(task, data, data_format, hw, seed, direction, accuracy_check, log):
+def _sample_input(task, data, data_format, hw, seed, direction, accuracy_check, log, depth_scale=0.0):
     """One validation sample for the latency runs.  Without the data on this device, the latency-only run
     takes a synthetic scene instead (the graph's cost does not depend on the pixels)."""
     try:
-        return open_samples(data, "val", hw, 1, seed, data_format, task, direction)[0]
+        return open_samples(data, "val", hw, 1, seed, data_format, task, direction, depth_scale=depth_scale)[0]
     except EdgekdError as e:
         if accuracy_check:
             raise EdgekdError(f"{e} (or time latency alone with --no-accuracy)") from None
@@ -257,12 +257,12 @@ def _edgekd_model(m: OpenModel, s: BenchSettings, log):
     data_format = s.data_format or ref_eval.get("data_format", "auto")
     seed = int(ref_eval.get("seed", 0))
     direction = ref_eval.get("direction", "AtoB")
-    sample = _sample_input(task, data, data_format, hw, seed, direction, s.accuracy_check, log)
+    sample = _sample_input(task, data, data_format, hw, seed, direction, s.accuracy_check, log, float(ref_eval.get("depth_scale", 0.0)))
     precision = _precision(m.meta, m.path)
     results = {"model": str(m.path), "kind": m.kind, "precision": precision, "task": task.name, "input": [3, *hw],
                "_eval": {"task": task, "data": data, "data_format": data_format, "seed": seed, "hw": hw, "direction": direction,
                          "n": int(ref_eval.get("n", 64)), "val_size": s.val_size, "model": str(m.path), "precision": precision,
-                         "kind": m.kind}}
+                         "kind": m.kind, "depth_scale": float(ref_eval.get("depth_scale", 0.0))}}
     return results, input_batch(task, [sample]), lambda: model_input(task, sample)
 
 

@@ -80,7 +80,8 @@ def build_metadata(task, cfg: dict, ckpt: dict, precision: str, source: dict | N
     """Everything a device needs to run and judge the model, as ONNX ``metadata_props`` (strings); ``source``:
     the checkpoint's name, step and sha256 (export/source.py), which tell a stale file (bench/provenance.py)."""
     meta = task.metadata()
-    ev = {"data": cfg["data"]["data"], "data_format": cfg["data"]["data_format"], "direction": cfg["data"]["direction"], "split": "val",
+    ev = {"data": cfg["data"]["data"], "data_format": cfg["data"]["data_format"], "direction": cfg["data"]["direction"],
+          "depth_scale": cfg["data"].get("depth_scale", 0.0), "split": "val",
           "n": cfg["train"]["val_size"], "seed": cfg["data"]["seed"]}
     return {
         "edgekd_version": __version__,

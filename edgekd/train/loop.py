@@ -65,6 +65,7 @@ class Trainer:
 
         torch.manual_seed(tc["seed"])  # identical initial weights on every rank
         self.train_src, self.val_src = build.open_sources(cfg, self.progress)
+        self.data_warnings = build.data_warnings(cfg, self.train_src, self.val_src)
         self.task_args = build.task_args_for(cfg, self.train_src)
         self.task = create_task(cfg["model"]["task"], **self.task_args)
         self.model, self.teacher = build.build_model(cfg, self.task, self.log)
