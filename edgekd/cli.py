@@ -237,7 +237,17 @@ def resolve_config(kw: dict, base: dict | None = None) -> dict:
     else:
         cfg = load_profile(kw["profile"], overrides, tuple(kw.get("sets") or ()))
     check_teacher_spec(cfg["distill"]["teacher"], cfg["distill"]["teacher_weights"])
+    cfg["data"]["data"] = resolved_data(cfg["data"]["data"])
     return cfg
+
+
+def resolved_data(data: str) -> str:
+    """A data path that exists, as an absolute path: the run (bench, --resume) then finds it from any directory;
+    ``synthetic`` and a path that does not exist (refused later, naming it) stay as given."""
+    from pathlib import Path
+
+    p = Path(data).expanduser()
+    return str(p.resolve()) if data != "synthetic" and p.exists() else data
 
 
 @cli.command()
@@ -386,6 +396,7 @@ def _resume_config(kw: dict, out) -> dict:
         saved = json.loads((out / "config.json").read_text())
     except (OSError, ValueError) as e:
         raise EdgekdError(f"--resume: cannot read {out / 'config.json'} ({e}); start a new run with another --out") from None
+    saved["data"]["data"] = resolved_data(saved["data"]["data"])  # a run of an older edgekd stored it as given
     cfg = resolve_config(kw, base=copy.deepcopy(saved))
     changed = [f"{sec}.{k} ({saved[sec].get(k)!r} -> {v!r})" for sec, values in cfg.items() if isinstance(values, dict) and sec in saved
                for k, v in values.items() if (sec, k) not in _RESUMABLE and saved[sec].get(k) != v]
@@ -577,6 +588,8 @@ def report(path):
 @click.option("--eval-size", type=click.IntRange(min=1), default=None, help="INT8: validation images to judge the drop on [the run's val size].")
 @click.option("--max-batch", type=click.IntRange(min=1), default=8, show_default=True, help="TensorRT: largest batch of the optimisation profile.")
 @click.option("--task", "expect_task", default=None, help="Refuse a checkpoint trained for another task (a guard for pipelines).")
+@click.option("--target", default=None,
+              help="Export for this target (name or TOML) instead of the run's: its metadata, and its INT8 scheme (u8s8 for a CPU, s8s8 for TensorRT) [the run's].")
 @click.option("--allow-unfinished", is_flag=True,
               help="Export the last.pt of a run that stopped before its first evaluation (refused otherwise; an unfinished run with a best.pt exports that).")
 @_user_errors
@@ -614,6 +627,8 @@ def export(run, fmt, precision, **kw):
 @click.option("--warmup-iters", type=click.IntRange(min=0), default=None, help="Untimed runs first, at least 10 [profile: 10].")
 @click.option("--warmup-time", type=click.FloatRange(min=0), default=None, help="...and at least this many seconds, at least 0.2 [profile: 0.2].")
 @click.option("--no-accuracy", is_flag=True, help="Latency only (any ONNX model; no validation data needed).")
+@click.option("--shape", default=None, metavar="HxW", callback=lambda c, p, v: _parse_hw(v),
+              help="Image size to time a model with a dynamic input size at [224x224].")
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Write every figure and the environment here.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
@@ -640,6 +655,19 @@ def bench(model, json_path, no_accuracy, quiet, **kw):
         click.echo(f"wrote {json_path}")
     if "budget" in result and result["budget"]["pass"] is False:
         click.echo(f"latency budget of {result['budget']['target']} missed", err=True)
+
+
+def _parse_hw(text: str | None):
+    """``--shape 480x640`` -> (480, 640)."""
+    if text is None:
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} must look like HxW, e.g. 640x640") from None
+    if h < 1 or w < 1:
+        raise click.BadParameter(f"{text!r}: both sides must be at least 1")
+    return h, w
 
 
 # --------------------------------------------------------------------------- teacher

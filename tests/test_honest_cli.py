@@ -60,3 +60,51 @@ def test_fit_gives_no_budget_verdict_off_target(tmp_path):
     assert r["environment"]["cores"] and r["environment"]["arch"] and r["environment"]["backend"] == "ort-cpu"
     prof = (tmp_path / "mine.toml").read_text()
     assert "budget is unchecked" in prof and "budget 50 ms on android-arm64" not in prof
+
+
+# ----------------------------------------------------------------- issue #26, finding 7: paths and targets
+def test_relative_data_is_stored_resolved_and_resume_accepts_it_named_another_way(tmp_path, monkeypatch):
+    from conftest import tiny
+
+    run_cli(["data", "synth", "--out", tmp_path / "scenes", "--n", "8", "--val-n", "4", "--image-size", "64", "64"])
+    monkeypatch.chdir(tmp_path)
+    run_cli(["distill", "--task", "depth", "--teacher", "none", "--data", "scenes", *tiny(epochs=1), "--out", "run"])
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["data"]["data"] == str((tmp_path / "scenes").resolve())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the same data, named by its absolute path from another directory
+    run_cli(["distill", "--task", "depth", "--teacher", "none", "--data", tmp_path / "scenes", *tiny(epochs=2), "--out", tmp_path / "run",
+             "--resume"])
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["epochs"] == 2
+
+
+def test_export_for_another_target_writes_its_int8_scheme(depth_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(depth_run, run, ignore=shutil.ignore_patterns("report", "model*", "export.json"))
+    res = run_cli(["export", run, "--precision", "int8", "--max-drop", "1", "--calib-size", "4", "--target", "android-arm64"])
+    exp = json.loads((run / "export.json").read_text())
+    assert exp["int8"]["symmetric"] is False and "u8s8 for CPU" in res.output  # a jetson run, written for a CPU
+    assert "exporting for android-arm64 (the run was trained for jetson-orin-nano)" in res.output
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(run / "model.int8.onnx")).metadata_props}
+    assert meta["target"] == "android-arm64"
+
+
+def test_bench_shape_for_a_dynamic_model_and_fp16_on_a_cpu_note(tmp_path):
+    from test_bench import FAST, _third_party_onnx
+
+    f = _third_party_onnx(tmp_path / "third.onnx", ["N", 3, "H", "W"])
+    out = tmp_path / "t.json"
+    res = run_cli(["bench", f, "--no-accuracy", "--shape", "64x96", "--json", out, *FAST])
+    assert json.loads(out.read_text())["input"] == [3, 64, 96] and "timing it at 64x96" in res.output
+    fixed = _third_party_onnx(tmp_path / "fixed.onnx", [1, 3, 32, 48])
+    assert "takes a fixed input 3x32x48" in run_cli(["bench", fixed, "--no-accuracy", "--shape", "64x96", *FAST], expect=2).output
+    from edgekd.bench.run import _notes
+
+    r = {"precision": "fp16", "environment": {"backend": "ort-cpu", "arch": "x86_64"}}
+    assert "fp16 model on a CPU backend" in _notes(r, {"target": "jetson-orin-nano"}, None)[0]
+    assert _notes({**r, "environment": {"backend": "ort-cuda", "arch": "x86_64"}}, {}, None) == []

@@ -78,9 +78,9 @@ _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tens
                "tensor(int8)": np.int8, "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(bool)": np.bool_}
 
 
-def generic_input(runner, path: Path, log=print) -> np.ndarray:
+def generic_input(runner, path: Path, log=print, shape=None) -> np.ndarray:
     """A random input for an ONNX model without edgekd metadata (latency only): fixed dims as declared,
-    a dynamic batch as 1, a dynamic image size as 224x224 (said in one line)."""
+    a dynamic batch as 1, a dynamic image size as ``shape`` (H, W), else 224x224 (said in one line)."""
     if not hasattr(runner, "session"):
         raise EdgekdError(f"{path.name} carries no edgekd metadata; time a third-party model with an onnxruntime backend (--backend ort-cpu)")
     inputs = runner.session.get_inputs()
@@ -96,13 +96,16 @@ def generic_input(runner, path: Path, log=print) -> np.ndarray:
         elif i == 0:
             dims.append(1)
         elif len(inp.shape) == 4 and i >= 2:
-            dims.append(224)
+            dims.append(shape[i - 2] if shape else 224)
             guessed.append(i)
         else:
             raise EdgekdError(f"{path.name}: input {inp.name} has a dynamic dimension {i} ({d!r}) that edgekd bench cannot guess; "
                               "export the model with a fixed input shape")
+    if shape and len(guessed) < 2:
+        raise EdgekdError(f"--shape {shape[0]}x{shape[1]}: {path.name} takes a fixed input {'x'.join(map(str, dims[1:]))}; drop --shape")
     if guessed:
-        log(f"note: {path.name} has a dynamic image size; timing it at {dims[2]}x{dims[3]}")
+        log(f"note: {path.name} has a dynamic image size; timing it at {dims[2]}x{dims[3]}"
+            + ("" if shape else " (set it with --shape HxW)"))
     dtype = _ORT_DTYPES[inp.type]
     rng = np.random.default_rng(0)
     if np.issubdtype(dtype, np.floating):
@@ -178,10 +181,10 @@ def open_model(s: BenchSettings, log=print) -> OpenModel:
 
 def run_bench(model, profile=None, target=None, backend=None, data=None, data_format=None, val_size=None, batch=None,
               threads=None, min_iters=None, min_time=None, warmup_iters=None, warmup_time=None, accuracy_check=True,
-              show_progress=True, log=print) -> dict:
+              show_progress=True, log=print, shape=None) -> dict:
     """Bench ``model`` (the options are :class:`BenchSettings`'); returns every figure (``edgekd bench --json``)."""
     return bench(BenchSettings(model, profile, target, backend, data, data_format, val_size, batch, threads, min_iters, min_time,
-                               warmup_iters, warmup_time, accuracy_check, show_progress), log)
+                               warmup_iters, warmup_time, accuracy_check, show_progress, shape), log)
 
 
 def bench(s: BenchSettings, log=print) -> dict:
@@ -193,7 +196,7 @@ def bench(s: BenchSettings, log=print) -> dict:
         if "task" in m.meta:
             results, x1, pre_fn = _edgekd_model(m, s, log)
         else:  # a third-party ONNX model: latency only, on a random input of its declared shape
-            x1, pre_fn = generic_input(m.runner, m.path, log), None
+            x1, pre_fn = generic_input(m.runner, m.path, log, s.shape), None
             results = {"model": str(m.path), "kind": m.kind, "precision": "unknown", "task": None, "input": list(x1.shape[1:])}
         results.update(settings=timing, latency=measure_latency(m.runner, x1, s.batch or m.bc.get("batch", 1), timing,
                                                                  s.show_progress, pre_fn))
@@ -246,6 +249,9 @@ def _edgekd_model(m: OpenModel, s: BenchSettings, log):
     from ..tasks import create_task
 
     hw = input_hw(m.runner, m.kind, m.meta)
+    if s.shape and tuple(s.shape) != tuple(hw):
+        raise EdgekdError(f"--shape {s.shape[0]}x{s.shape[1]}: {m.path.name} was exported for 3x{hw[0]}x{hw[1]} input; drop --shape, or "
+                          "export the run at that size")
     if m.cfg is not None and tuple(m.cfg["data"]["image_size"]) != tuple(hw):
         ph, pw = m.cfg["data"]["image_size"]
         # The profile picks the target and the bench settings; the model's own graph fixes its input size.
@@ -277,6 +283,10 @@ def _precision(meta: dict, path: Path) -> str:
 def _notes(r: dict, meta: dict, tgt: dict | None) -> list[str]:
     """What a reader of the numbers should know (printed under the table, kept in the JSON)."""
     notes = []
+    if r["precision"] == "fp16" and r["environment"].get("backend") in ("ort-cpu", "ort-xnnpack", "openvino"):
+        notes.append("this is an fp16 model on a CPU backend: CPUs without native fp16 arithmetic convert every fp16 tensor "
+                     "to fp32 and back, so it is usually slower than the fp32 model.onnx; fp16 is for GPUs (TensorRT, CUDA). "
+                     "On a CPU deploy fp32, or INT8 exported for a CPU target (u8s8: edgekd export RUN --precision int8 --target android-arm64, or your CPU target)")
     on_x86_cpu = r["environment"].get("backend") in ("ort-cpu", "ort-xnnpack") and r["environment"].get("arch") == "x86_64"
     if r["precision"] == "int8" and on_x86_cpu:
         from ..config import load_target
@@ -288,8 +298,8 @@ def _notes(r: dict, meta: dict, tgt: dict | None) -> list[str]:
         if made_for and "tensorrt" in made_for.get("runtimes", []):
             notes.append(f"this INT8 model has symmetric int8 activations (s8s8), the format TensorRT needs ({made_for['name']}); "
                          "ONNX Runtime's x86 int8 kernels are built for u8s8 and run s8s8 on a slower path, so on a CPU it can be "
-                         "slower than fp32 (benchmarks/export.md: 0.58x); for a CPU target train with a CPU profile (e.g. --profile mobile), "
-                         "whose export writes u8s8")
+                         "slower than fp32 (benchmarks/export.md: 0.58x); for a CPU write u8s8 from the same checkpoint with "
+                         "edgekd export RUN --precision int8 --target android-arm64 (or your CPU target)")
     return notes
 
 

@@ -30,6 +30,7 @@ class BenchSettings:
     warmup_time: float | None = None
     accuracy_check: bool = True
     show_progress: bool = True
+    shape: tuple | None = None  # (H, W) for a model whose image size is dynamic
 
     def check(self) -> None:
         """Counts and times that cannot be measured with: refused before any model is loaded."""

@@ -14,15 +14,23 @@ from .job import ExportJob, ExportOptions, load_job, write_report
 
 def run_export(run, fmt=None, precision=None, opset=None, atol=1e-3, rtol=1e-3, parity_size=8, calib_size=64,
                calib_method="percentile", max_drop=0.01, eval_size=None, max_batch=8, expect_task=None, log=print,
-               allow_unfinished=False) -> dict:
+               allow_unfinished=False, target=None) -> dict:
     """Export ``run`` (a run directory or checkpoint) and return the report (also written as export.json).
 
     ``fmt`` and ``precision`` default to the run's profile's (``export.format``, ``export.precision``);
-    an unfinished run's checkpoint is chosen as export/source.py says (``allow_unfinished``: take its last.pt).
+    an unfinished run's checkpoint is chosen as export/source.py says (``allow_unfinished``: take its last.pt);
+    ``target`` (a name or TOML) exports for another target than the run's: its metadata and INT8 scheme.
     """
     options = ExportOptions(opset, atol, rtol, parity_size, calib_size, calib_method, max_drop, eval_size, max_batch)
     options.check()
-    return export(load_job(run, options, expect_task, log, allow_unfinished), fmt, precision)
+    job = load_job(run, options, expect_task, log, allow_unfinished)
+    if target:
+        from ..config import load_target
+
+        made_for, job.cfg["target"] = job.cfg["target"]["name"], load_target(target)
+        if made_for != job.cfg["target"]["name"]:
+            log(f"note: exporting for {job.cfg['target']['name']} (the run was trained for {made_for})")
+    return export(job, fmt, precision)
 
 
 def export(job: ExportJob, fmt: str | None = None, precision: str | None = None) -> dict:
