@@ -118,9 +118,16 @@ def recipe_changes(old: dict, new: dict) -> list[str]:
     for sec in _RECIPE_SECTIONS:
         a, b = old.get(sec) or {}, new.get(sec) or {}
         for k in sorted(set(a) | set(b)):
-            if (sec, k) not in _NOT_RECIPE | _GRID_KEYS and a.get(k) != b.get(k):
+            if (sec, k) not in _NOT_RECIPE | _GRID_KEYS and _norm(sec, k, a.get(k)) != _norm(sec, k, b.get(k)):
                 changed.append(f"{sec}.{k} ({a.get(k)!r} -> {b.get(k)!r})")
     return changed
+
+
+def _norm(section: str, key: str, value):
+    """A data path as the absolute path it names (runs of an older edgekd stored it as given)."""
+    if (section, key) == ("data", "data") and isinstance(value, str) and value != "synthetic" and Path(value).expanduser().exists():
+        return str(Path(value).expanduser().resolve())
+    return value
 
 
 def check_recipe(out: Path, base_cfg: dict, cells: list[dict], seeds: list[int], restart: bool, teacher_weights=None, echo=print) -> None:
