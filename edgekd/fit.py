@@ -208,8 +208,9 @@ def mark_pareto(rows: list[dict], key: str, higher_is_better: bool = True) -> No
 
 
 def choose(rows: list[dict], key: str, higher_is_better: bool = True) -> dict | None:
-    """The candidate to deploy: the best on ``key`` among those on the front that fit the budget (ties: faster)."""
-    ok = [r for r in rows if r["pareto"] and r["fits"]]
+    """The candidate to deploy: the best on ``key`` among those on the front that fit the budget (ties: faster);
+    off target (``fits`` None: no verdict) the best on the front."""
+    ok = [r for r in rows if r["pareto"] and r["fits"] is not False]
     if not ok:
         return None
     sign = 1 if higher_is_better else -1
@@ -225,9 +226,14 @@ def train_and_score(cfg: dict, student: str, size, precisions, epochs: int, out:
     from .export.quantize import evaluate_onnx
     from .train.loop import Trainer
 
+    from .models.packaged import imagenet_models
+
     c = candidate_config(cfg, Candidate(student, tuple(size), "fp32"))
     c["train"]["epochs"], c["distill"]["teacher"] = epochs, "none"
     c = apply_overrides(c, None, tuple(sets))
+    scratch = c["model"].get("student_weights") == "imagenet" and student not in imagenet_models()
+    if scratch:  # said in the table: a candidate without packaged weights is not judged against ImageNet-initialised ones silently
+        c["model"]["student_weights"] = "none"
     run_dir = out / "train" / f"{student}@{size[0]}x{size[1]}"
     trainer = Trainer(c, run_dir, overwrite=True, progress=False)
     trainer.run()
@@ -241,7 +247,7 @@ def train_and_score(cfg: dict, student: str, size, precisions, epochs: int, out:
         x, samples = validation_batch(c, task, c["train"]["val_size"])
         scores = {"fp32": evaluate_onnx(rep["fp32"]["onnx"], task, x, samples)[key]}
     scores.setdefault("fp16", scores["fp32"])  # fp16 keeps fp32's metric within export's parity tolerance
-    return {"metric": key, "higher_is_better": task.higher_is_better, "scores": scores, "run": str(run_dir)}
+    return {"metric": key, "higher_is_better": task.higher_is_better, "scores": scores, "run": str(run_dir), "from_scratch": scratch}
 
 
 def _base_config(profile: str | None, target: str | None) -> tuple[dict, str | None]:
@@ -299,9 +305,12 @@ def run_fit(profile=None, target=None, candidates=None, backend="auto", min_time
         log(f"  exported {i + 1}/{len(cands)}: {c.name}")
     timed = bench_rounds({r["candidate"]: r["onnx"] for r in rows}, backend, threads, min_time, rounds, log)
     budget = float(tgt.get("latency_budget_ms") or 0.0)
+    here, why = _on_target(tgt, backend, rows)
+    if not here:
+        log(f"  not on target: no budget verdict ({why}); the front and the choice ignore the budget")
     for r in rows:
         r.update(timed[r["candidate"]])
-        r["fits"] = budget <= 0 or r["p90_ms"] <= budget
+        r["fits"] = (budget <= 0 or r["p90_ms"] <= budget) if here else None  # like bench: a verdict only on the target
     key, higher = "macs", True
     if train_epochs:
         key, higher = _train_fitting(cfg, rows, train_epochs, out, sets, log)
@@ -310,7 +319,8 @@ def run_fit(profile=None, target=None, candidates=None, backend="auto", min_time
     chosen = choose(rows, key, higher)
     result = {"profile": cfg["profile"]["name"], "target": tgt["name"], "backend": backend, "threads": threads,
               "latency_budget_ms": budget, "rounds": rounds, "min_time": min_time, "front_key": key,
-              "higher_is_better": higher, "candidates": rows, "chosen": chosen["candidate"] if chosen else None}
+              "higher_is_better": higher, "candidates": rows, "chosen": chosen["candidate"] if chosen else None,
+              "on_target": here, **({} if here else {"why_no_verdict": why}), "environment": _environment(backend, threads)}
     _write_outputs(out, result)
     if write_profile:
         if chosen is None:
@@ -320,18 +330,37 @@ def run_fit(profile=None, target=None, candidates=None, backend="auto", min_time
     return result
 
 
+def _on_target(tgt: dict, backend: str, rows: list) -> tuple[bool, str]:
+    """Is this machine the target's kind of hardware (bench's rule: edgekd/bench/latency.py)?"""
+    from .bench.latency import on_target
+    from .bench.runners import backend_class
+
+    return on_target(tgt, backend_class(backend)(rows[0]["onnx"]), backend)  # a closed runner: only its class is asked
+
+
+def _environment(backend: str, threads: int) -> dict:
+    """Where the candidates were timed (bench's environment block, without a model)."""
+    from .bench.environment import environment
+    from .bench.latency import machine_arch
+
+    return {**environment(None), "backend": backend, "threads": threads, "arch": machine_arch()}
+
+
 def _train_fitting(cfg, rows, epochs, out, sets, log) -> tuple[str, bool]:
     groups = {}
     for r in rows:
-        if r["fits"]:
+        if r["fits"] is not False:  # None: off target, every candidate is trained
             groups.setdefault((r["student"], tuple(r["size"])), []).append(r)
     key, higher = "metric", True
     for (student, size), group in groups.items():
         log(f"  training {student}@{size[0]}x{size[1]} for {epochs} epoch(s)")
         s = train_and_score(cfg, student, size, [r["precision"] for r in group], epochs, out, sets)
+        if s["from_scratch"]:
+            log(f"  note: no package ships ImageNet weights for {student}: it was trained from scratch (its metric is not "
+                "comparable with an ImageNet-initialised candidate's)")
         higher = s["higher_is_better"]
         for r in group:
-            r["metric"], r["metric_name"] = s["scores"][r["precision"]], s["metric"]
+            r["metric"], r["metric_name"], r["from_scratch"] = s["scores"][r["precision"]], s["metric"], s["from_scratch"]
     return key, higher
 
 
@@ -341,19 +370,24 @@ def format_table(result: dict) -> str:
     budget = result["latency_budget_ms"]
     lines = [f"edgekd fit: target {result['target']} (budget p90 <= {budget:g} ms at batch 1), backend {result['backend']}, "
              f"{result['threads']} threads, median of {result['rounds']} round(s)",
+             *([] if result.get("on_target", True) else [f"  not on target: no budget verdict ({result['why_no_verdict']})"]),
              f"  * = Pareto front: no other candidate is at least as fast (p50) and {'better on ' + metric if metric else 'has more compute (MACs, a capacity proxy)'}", ""]
     hdr = f"{'candidate':<36} {'p50 ms':>8} {'p90 ms':>8} {'img/s':>8} {'MB':>7} {'params M':>8} {'GMACs':>7} {'fits':>4}"
     hdr += f" {metric:>8}" if metric else ""
     lines += [hdr + "  front", "-" * (len(hdr) + 7)]
     for r in rows:
         line = (f"{r['candidate']:<36} {r['p50_ms']:>8.2f} {r['p90_ms']:>8.2f} {r['throughput_ips']:>8.1f} {r['size_mb']:>7.2f} "
-                f"{r['params'] / 1e6:>8.2f} {r['macs'] / 1e9:>7.3f} {'yes' if r['fits'] else 'no':>4}")
+                f"{r['params'] / 1e6:>8.2f} {r['macs'] / 1e9:>7.3f} {_fits_text(r['fits']):>4}")
         if metric:
             line += f" {r['metric']:>8.4f}" if r.get("metric") is not None else f" {'-':>8}"
         lines.append(line + ("  *" if r["pareto"] else ""))
     lines.append("")
     lines.append(f"chosen: {result['chosen']}" if result["chosen"] else "chosen: none (no candidate on the front fits the budget)")
     return "\n".join(lines)
+
+
+def _fits_text(fits) -> str:
+    return "-" if fits is None else ("yes" if fits else "no")
 
 
 def _write_outputs(out: Path, result: dict) -> None:
@@ -408,9 +442,11 @@ def write_profile_toml(cfg: dict, row: dict, path, target_ref: str | None = None
     if target.endswith(".toml"):  # a user's target file: make it findable from wherever the new profile lives
         t = Path(target).expanduser()
         target = str((t if t.is_absolute() or target_ref else src.parent / t).resolve())
+    where = (f"budget {cfg['target']['latency_budget_ms']:g} ms on {cfg['target']['name']}" if row.get("fits") is not None else
+             f"timed on this machine, not on {cfg['target']['name']}: its {cfg['target']['latency_budget_ms']:g} ms budget is unchecked")
     raw.update(name=Path(path).stem, target=target,
                description=f"{row['student']} at {row['size'][0]}x{row['size'][1]} {row['precision']}, chosen by edgekd fit "
-                           f"(p90 {row['p90_ms']:.2f} ms, budget {cfg['target']['latency_budget_ms']:g} ms on {cfg['target']['name']})")
+                           f"(p90 {row['p90_ms']:.2f} ms, {where})")
     raw.setdefault("model", {})["student"] = row["student"]
     raw.setdefault("data", {})["image_size"] = list(row["size"])
     raw.setdefault("export", {})["precision"] = row["precision"]

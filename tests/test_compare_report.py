@@ -57,3 +57,22 @@ def test_effective_rank():
     assert abs(effective_rank([1, 1, 1, 1]) - 4) < 1e-9
     assert effective_rank([1, 0, 0]) == 1.0
     assert rank_at([1.0, 0.5, 0.001]) == 2
+
+
+def test_compare_refuses_a_grid_of_another_recipe_and_unused_options(tmp_path):
+    """Issue #26, finding 3: a new budget into an old --out is refused (naming the key) or, with --restart, retrained."""
+    out = tmp_path / "cmp"
+    grid = ["compare", "--task", "depth", "--teachers", "none", "--seeds", "1", "--out", out]
+    run_cli([*grid, *tiny(epochs=1)])
+    res = run_cli([*grid, *tiny(epochs=2)], expect=2)
+    assert "holds runs of another recipe: train.epochs (1 -> 2)" in res.output and "--restart" in res.output
+    assert json.loads((out / "compare.json").read_text())["config"]["train"]["epochs"] == 1  # nothing rewritten
+    res = run_cli([*grid, *tiny(epochs=2), "--restart"])
+    assert "removed 1 runs of the old recipe" in res.output
+    run_cfg = json.loads((out / "runs" / "none" / "seed0" / "config.json").read_text())
+    assert run_cfg["train"]["epochs"] == 2 and json.loads((out / "runs" / "none" / "seed0" / "summary.json").read_text())["epochs"] == 2
+    # options compare sets itself per cell are refused, not ignored
+    res = run_cli([*grid, *tiny(epochs=2), "--seed", "5"], expect=2)
+    assert "compare does not use --seed 5" in res.output
+    res = run_cli([*grid, *tiny(epochs=2), "--set", "distill.method=at"], expect=2)
+    assert "compare sets distill.method itself" in res.output

@@ -267,3 +267,51 @@ def test_timm_state_dict_teacher(tmp_path):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(t(x), m.eval().forward_features(x), atol=1e-5)
+
+
+# ----------------------------------------------------------------- issue #26, finding 5: data that cannot be right
+def depth_list_8bit(root, values=(50, 120, 250)):
+    root.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", 3), ("test", 2)):
+        rows = []
+        for i in range(n):
+            Image.fromarray(rgb(8, 10, i)).save(root / f"{split}{i}.jpg")
+            Image.fromarray(np.full((8, 10), values[i], np.uint8)).save(root / f"{split}{i}_d.png")
+            rows.append(f"{split}{i}.jpg,{split}{i}_d.png")
+        (root / f"{split}.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_8bit_depth_pngs_are_refused_without_a_scale(tmp_path):
+    root = depth_list_8bit(tmp_path / "d8")
+    with pytest.raises(EdgekdError, match=r"8-bit depth PNG \(values 50-50\).*--depth-scale"):
+        open_dataset(str(root), "train", (8, 10), task="depth")
+    ds = open_dataset(str(root), "train", (8, 10), task="depth", depth_scale=0.04)
+    assert ds[1]["depth"][0, 0] == pytest.approx(120 * 0.04)
+    res = run_cli(["distill", "--task", "depth", "--data", root, "--teacher", "none", *STEPS, "--out", tmp_path / "run"], expect=2)
+    assert "--depth-scale" in res.output and not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_data_inspect_range_over_all_samples_and_every_format(tmp_path):
+    root = depth_list_tree(tmp_path / "dl")
+    Image.fromarray(np.full((8, 10), 9168, np.uint16)).save(root / "train2_d.png")  # the deepest scene is not the first
+    import json
+
+    info = json.loads(run_cli(["data", "inspect", root]).output)
+    assert info["train"]["depth_range_m"] == [pytest.approx(2.5), pytest.approx(9.168)]
+    assert info["train"]["read"] == "all 3 samples"
+    assert "depth-list" in info["formats"] and info["format"] == "depth-list"
+    # a folder of photos fits image-folder; a pix2pix layout fits pix2pix and image-folder alike: both are listed
+    maps = json.loads(run_cli(["data", "inspect", pix2pix_tree(tmp_path / "maps")]).output)
+    assert {"pix2pix", "image-folder"} <= set(maps["formats"])
+
+
+def test_small_validation_split_and_squashed_photos_are_warned(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(20):
+        Image.fromarray(rgb(48, 64, i)).save(root / f"photo{i}.jpg")
+    res = run_cli(["distill", "--task", "colourisation", "--data", root, "--teacher", "none", *STEPS, "--out", tmp_path / "run"])
+    err = res.stderr if hasattr(res, "stderr") else res.output
+    assert "the validation split of" in err and "has 2 images" in err and "at least 8" in err and "--val-size 2" in err
+    assert "are 48x64 (width/height 1.33) and are resized to 64x64 (1.00): squashed" in err and "--image-size 64 96" in err

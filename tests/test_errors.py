@@ -357,6 +357,49 @@ def case_distill_weight_not_a_number(t, run):
     return [*D[:4], "--teacher", "random:resnet18", *TINY, "--distill-weight", "strong"], "neither a number nor 'auto'"
 
 
+def case_export_unfinished_run(t, run):
+    import json
+    import shutil
+
+    part = t / "part"  # an interrupted run: last.pt two steps into a 1225-step plan, no evaluation yet
+    part.mkdir()
+    shutil.copy(run / "last.pt", part / "last.pt")
+    shutil.copy(run / "config.json", part / "config.json")
+    (part / "checkpoints.json").write_text(json.dumps({"last.pt": {"step": 2, "epoch": 0, "total_steps": 1225, "epochs": 25}}))
+    return ["export", part], "is unfinished (last.pt at step 2 of 1225) and has no best.pt yet"
+
+
+def case_compare_grid_of_another_recipe(t, run):
+    import json
+    import shutil
+
+    from conftest import tiny
+
+    cell = t / "cmp" / "runs" / "none" / "seed0"
+    cell.mkdir(parents=True)
+    shutil.copy(run / "config.json", cell / "config.json")  # a 1-epoch run of the grid already in --out
+    return ["compare", "--task", "depth", "--teachers", "none", "--seeds", "1", *tiny(epochs=2), "--out", t / "cmp"], \
+        "holds runs of another recipe: train.epochs (1 -> 2)"
+
+
+def case_compare_seed(t, run):
+    return ["compare", "--task", "depth", "--teachers", "none", "--seeds", "1", *TINY, "--seed", "5", "--out", t / "cmp"], \
+        "compare does not use --seed 5"
+
+
+def case_eight_bit_depth_png(t, run):
+    import numpy as np
+    from PIL import Image
+
+    d = t / "d8"
+    d.mkdir()
+    for split in ("train", "test"):
+        Image.fromarray(np.zeros((8, 10, 3), np.uint8)).save(d / f"{split}.jpg")
+        Image.fromarray(np.full((8, 10), 200, np.uint8)).save(d / f"{split}_d.png")
+        (d / f"{split}.csv").write_text(f"{split}.jpg,{split}_d.png\n")
+    return [*D, "--data", d, "--out", t / "run"], "is an 8-bit depth PNG (values 200-200)"
+
+
 CASES = {name[5:]: fn for name, fn in list(globals().items()) if name.startswith("case_")}
 
 

@@ -189,3 +189,28 @@ def test_collect_reads_train_metrics_and_report_page(tmp_path):
     page = (out / "report" / "report.html").read_text()
     assert "<table" in page and "<pre>" not in page and "<td>a-fitnet-inverted</td>" in page and "forest.png" in page
     assert "(train 0.815" in (out / "table.md").read_text()
+
+
+def test_quantised_ties_are_not_resolved():
+    """δ1 on a small set is quantised (k / 32768 pixels): two seeds that each gain the same 13 pixels
+    give sd 0 and a zero-width interval, which is no evidence of a difference (issue #26, finding 4)."""
+    step = 13 / 32768
+    ref = {0: 0.25 + 700 / 32768, 1: 0.25 + 900 / 32768}
+    tie = paired({s: v + step for s, v in ref.items()}, ref)
+    assert tie.mean == step and tie.sd == 0
+    assert tie.verdict == "not resolved: no variance between seeds"
+    assert tie.t is None or math.isnan(tie.t)
+    assert math.isnan(tie.ci_low) and tie.needs is None and tie.to_dict()["ci_low"] is None
+    # equal differences that float rounding makes differ in the last bits are no spread either
+    ref3 = {0: 0.1, 1: 0.2, 2: 0.3}
+    near = paired({s: v + step for s, v in ref3.items()}, ref3)
+    assert near.verdict == "not resolved: no variance between seeds"
+    # and nothing is bolded in the table for such a cell
+    rows = []
+    for s, v in ref.items():
+        rows.append(_row("none", "none", "none", None, None, s, v))
+        rows.append(_row("random-fitnet-inverted", "random", "random", "fitnet", "inverted", s, v + step))
+    table_md, _ = compare.table(rows, "depth")
+    assert "**" not in table_md
+    diffs = compare.differences(rows, "depth")
+    assert [d["verdict"] for d in diffs] == ["not resolved: no variance between seeds"]

@@ -59,12 +59,12 @@ class PreparedSamples:
 
 
 def open_samples(data: str, split: str, hw, n: int, seed: int = 0, data_format: str = "auto", task=None,
-                 direction: str = "AtoB", dataset_size: int | None = None) -> PreparedSamples:
+                 direction: str = "AtoB", dataset_size: int | None = None, depth_scale: float = 0.0) -> PreparedSamples:
     """The first ``n`` prepared samples of ``data``'s ``split`` (a dataset of ``dataset_size``, default ``n``, is opened)."""
     from ..data import open_dataset
 
     ds = open_dataset(data, split, hw, n if dataset_size is None else dataset_size, seed, data_format,
-                      task=getattr(task, "name", task), direction=direction)
+                      task=getattr(task, "name", task), direction=direction, depth_scale=depth_scale)
     return PreparedSamples(ds, hw, n, getattr(task, "sample_keys", None))
 
 
@@ -74,7 +74,8 @@ def run_samples(cfg: dict, task, n: int, split: str = "val") -> PreparedSamples:
     size = d["image_size"]
     # The validation split is opened at the run's val size, so its first images are those the run was judged on.
     opened = min(n, cfg["train"]["val_size"]) if split == "val" else n
-    return open_samples(d["data"], split, size, n, d["seed"], d["data_format"], task, d["direction"], dataset_size=opened)
+    return open_samples(d["data"], split, size, n, d["seed"], d["data_format"], task, d["direction"], dataset_size=opened,
+                        depth_scale=d.get("depth_scale", 0.0))
 
 
 def evaluate(infer: Callable[[np.ndarray], np.ndarray], task, samples: Sequence[dict], batch: int = 8,

@@ -71,9 +71,9 @@ def model_metadata(runner, kind: str, path: Path, need_task: bool = True) -> dic
     return meta
 
 
-def generic_input(runner, path: Path, log=print) -> np.ndarray:
+def generic_input(runner, path: Path, log=print, shape=None) -> np.ndarray:
     """A random input for an ONNX model without edgekd metadata (latency only): fixed dims as declared,
-    a dynamic batch as 1, a dynamic image size as 224x224 (said in one line)."""
+    a dynamic batch as 1, a dynamic image size as ``shape`` (H, W), else 224x224 (said in one line)."""
     inputs = runner.input_spec()
     if inputs is None:
         raise EdgekdError(f"{path.name} carries no edgekd metadata; time a third-party model with an onnxruntime backend (--backend ort-cpu)")
@@ -89,13 +89,16 @@ def generic_input(runner, path: Path, log=print) -> np.ndarray:
         elif i == 0:
             dims.append(1)
         elif len(inp.shape) == 4 and i >= 2:
-            dims.append(224)
+            dims.append(shape[i - 2] if shape else 224)
             guessed.append(i)
         else:
             raise EdgekdError(f"{path.name}: input {inp.name} has a dynamic dimension {i} ({d!r}) that edgekd bench cannot guess; "
                               "export the model with a fixed input shape")
+    if shape and len(guessed) < 2:
+        raise EdgekdError(f"--shape {shape[0]}x{shape[1]}: {path.name} takes a fixed input {'x'.join(map(str, dims[1:]))}; drop --shape")
     if guessed:
-        log(f"note: {path.name} has a dynamic image size; timing it at {dims[2]}x{dims[3]}")
+        log(f"note: {path.name} has a dynamic image size; timing it at {dims[2]}x{dims[3]}"
+            + ("" if shape else " (set it with --shape HxW)"))
     dtype = np.dtype(inp.dtype)
     rng = np.random.default_rng(0)
     if np.issubdtype(dtype, np.floating):
@@ -171,10 +174,11 @@ def open_model(s: BenchSettings, log=print) -> OpenModel:
 
 def run_bench(model, profile=None, target=None, backend=None, data=None, data_format=None, val_size=None, batch=None,
               threads=None, min_iters=None, min_time=None, warmup_iters=None, warmup_time=None, accuracy_check=True,
-              show_progress=True, log=print, compare_to=None, placement=True) -> dict:
+              show_progress=True, log=print, compare_to=None, placement=True, shape=None) -> dict:
     """Bench ``model`` (the options are :class:`BenchSettings`'); returns every figure (``edgekd bench --json``)."""
     return bench(BenchSettings(model, profile, target, backend, data, data_format, val_size, batch, threads, min_iters, min_time,
-                               warmup_iters, warmup_time, accuracy_check, show_progress, compare_to, placement), log)
+                               warmup_iters, warmup_time, accuracy_check, show_progress, compare_to=compare_to,
+                               placement=placement, shape=shape), log)
 
 
 def bench(s: BenchSettings, log=print) -> dict:
@@ -193,6 +197,7 @@ def bench(s: BenchSettings, log=print) -> dict:
         results["placement"] = _placement(m.runner, x1, log) if s.placement else None
         results["environment"] = _environment(m, results["precision"])
         results["notes"] = _notes(results, m.meta)
+        results.update(_provenance(m))
     finally:
         m.runner.close()
     if old is not None:
@@ -209,7 +214,7 @@ def _timed(m: OpenModel, s: BenchSettings, baseline_mb, log) -> tuple[dict, np.n
     if "task" in m.meta:
         results, x1, pre_fn = _edgekd_model(m, s, log)
     else:  # a third-party ONNX model: latency only, on a random input of its declared shape
-        x1, pre_fn = generic_input(m.runner, m.path, log), None
+        x1, pre_fn = generic_input(m.runner, m.path, log, s.shape), None
         results = {"model": str(m.path), "kind": m.kind, "precision": "unknown", "task": None, "input": list(x1.shape[1:])}
     readers, no_power = open_power_readers()
     monitors = (PeakMemory(baseline_mb), PowerMonitor(readers, no_power), ClockMonitor())
@@ -238,6 +243,12 @@ def _placement(runner, x1: np.ndarray, log) -> dict | None:
         log(f"warning: {w}")
         p["warning"] = w
     return p
+def _provenance(m: OpenModel) -> dict:
+    """The file benched (sha256, checkpoint step and hash: bench/provenance.py) and when: a report keeps the newest
+    bench of each file and tells a bench of an older file."""
+    from .provenance import file_provenance, now_utc
+
+    return {"file": file_provenance(m.path, m.meta), "measured_at": now_utc()}
 
 
 def _environment(m: OpenModel, precision: str) -> dict:
@@ -252,11 +263,11 @@ def _environment(m: OpenModel, precision: str) -> dict:
     return env
 
 
-def _sample_input(task, data, data_format, hw, seed, direction, accuracy_check, log):
+def _sample_input(task, data, data_format, hw, seed, direction, accuracy_check, log, depth_scale=0.0):
     """One validation sample for the latency runs.  Without the data on this device, the latency-only run
     takes a synthetic scene instead (the graph's cost does not depend on the pixels)."""
     try:
-        return open_samples(data, "val", hw, 1, seed, data_format, task, direction)[0]
+        return open_samples(data, "val", hw, 1, seed, data_format, task, direction, depth_scale=depth_scale)[0]
     except EdgekdError as e:
         if accuracy_check:
             raise EdgekdError(f"{e} (or time latency alone with --no-accuracy)") from None
@@ -269,6 +280,9 @@ def _edgekd_model(m: OpenModel, s: BenchSettings, log):
     from ..tasks import create_task
 
     hw = input_hw(m.runner, m.meta)
+    if s.shape and tuple(s.shape) != tuple(hw):
+        raise EdgekdError(f"--shape {s.shape[0]}x{s.shape[1]}: {m.path.name} was exported for 3x{hw[0]}x{hw[1]} input; drop --shape, or "
+                          "export the run at that size")
     if m.cfg is not None and tuple(m.cfg["data"]["image_size"]) != tuple(hw):
         ph, pw = m.cfg["data"]["image_size"]
         # The profile picks the target and the bench settings; the model's own graph fixes its input size.
@@ -280,10 +294,12 @@ def _edgekd_model(m: OpenModel, s: BenchSettings, log):
     data_format = s.data_format or ref_eval.get("data_format", "auto")
     seed = int(ref_eval.get("seed", 0))
     direction = ref_eval.get("direction", "AtoB")
-    sample = _sample_input(task, data, data_format, hw, seed, direction, s.accuracy_check, log)
-    results = {"model": str(m.path), "kind": m.kind, "precision": _precision(m.meta, m.path), "task": task.name, "input": [3, *hw],
+    sample = _sample_input(task, data, data_format, hw, seed, direction, s.accuracy_check, log, float(ref_eval.get("depth_scale", 0.0)))
+    precision = _precision(m.meta, m.path)
+    results = {"model": str(m.path), "kind": m.kind, "precision": precision, "task": task.name, "input": [3, *hw],
                "_eval": {"task": task, "data": data, "data_format": data_format, "seed": seed, "hw": hw, "direction": direction,
-                         "n": int(ref_eval.get("n", 64)), "val_size": s.val_size}}
+                         "n": int(ref_eval.get("n", 64)), "val_size": s.val_size, "model": str(m.path), "precision": precision,
+                         "kind": m.kind, "depth_scale": float(ref_eval.get("depth_scale", 0.0))}}
     return results, input_batch(task, [sample]), lambda: model_input(task, sample)
 
 
@@ -298,6 +314,10 @@ def _precision(meta: dict, path: Path) -> str:
 def _notes(r: dict, meta: dict) -> list[str]:
     """What a reader of the numbers should know (printed under the table, kept in the JSON)."""
     notes = []
+    if r["precision"] == "fp16" and r["environment"].get("backend") in ("ort-cpu", "ort-xnnpack", "openvino"):
+        notes.append("this is an fp16 model on a CPU backend: CPUs without native fp16 arithmetic convert every fp16 tensor "
+                     "to fp32 and back, so it is usually slower than the fp32 model.onnx; fp16 is for GPUs (TensorRT, CUDA). "
+                     "On a CPU deploy fp32, or INT8 exported for a CPU target (u8s8: edgekd export RUN --precision int8 --target android-arm64, or your CPU target)")
     on_x86_cpu = r["environment"].get("backend") in ("ort-cpu", "ort-xnnpack") and r["environment"].get("arch") == "x86_64"
     if r["precision"] == "int8" and on_x86_cpu:
         from ..config import load_target
@@ -309,8 +329,8 @@ def _notes(r: dict, meta: dict) -> list[str]:
         if made_for and "tensorrt" in made_for.get("runtimes", []):
             notes.append(f"this INT8 model has symmetric int8 activations (s8s8), the format TensorRT needs ({made_for['name']}); "
                          "ONNX Runtime's x86 int8 kernels are built for u8s8 and run s8s8 on a slower path, so on a CPU it can be "
-                         "slower than fp32 (benchmarks/export.md: 0.58x); for a CPU target train with a CPU profile (e.g. --profile mobile), "
-                         "whose export writes u8s8")
+                         "slower than fp32 (benchmarks/export.md: 0.58x); for a CPU write u8s8 from the same checkpoint with "
+                         "edgekd export RUN --precision int8 --target android-arm64 (or your CPU target)")
     return notes
 
 
@@ -335,11 +355,10 @@ def format_table(r: dict) -> str:
         lines.append(f"  stages at batch {first['batch']} (p50 ms): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
     lines += _verdict_lines(r) + _truth_lines(r, first)
     if "accuracy" in r:
-        a = r["accuracy"]
-        lines += ["", f"accuracy on {a['images']} validation images ({a['data']}):", f"  {'metric':<10} {'this':>9} {'fp32 ref':>9}"]
-        for k, v in a["metrics"].items():
-            ref = a["reference_fp32"].get(k)
-            lines.append(f"  {k:<10} {v:>9.4f} {('%9.4f' % ref) if ref is not None else '        -'}")
+        lines += _accuracy_lines(r["accuracy"])
+    if r.get("file", {}).get("checkpoint_step") is not None:
+        f = r["file"]
+        lines.append(f"  file {f['file']}: sha256 {f['sha256'][:12]}, from {f['checkpoint']} at step {f['checkpoint_step']}")
     for n in r.get("notes", []):
         lines.append(f"note: {n}")
     if "comparison" in r:
@@ -401,3 +420,14 @@ def _throttling_text(t: dict) -> str:
     if t.get("throttled") is None:
         return t.get("why", "not observed")
     return ("SEEN" if t["throttled"] else "none") + f" (CPU clock {t['cpu_mhz_min']:.0f}-{t['cpu_mhz_max']:.0f} MHz, drop {t['clock_drop']:.0%})"
+def _accuracy_lines(a: dict) -> list[str]:
+    """The accuracy table: this file, and the fp32 reference only when it was measured on the same images."""
+    lines = ["", f"accuracy on {a['images']} validation images ({a['data']}):", f"  {'metric':<10} {'this':>9} {'fp32 ref':>9}"]
+    for k, v in a["metrics"].items():
+        ref = a["reference_fp32"].get(k)
+        lines.append(f"  {k:<10} {v:>9.4f} {('%9.4f' % ref) if ref is not None else '        -'}")
+    if a.get("reference_source"):
+        lines.append(f"  fp32 reference: {a['reference_source']}")
+    else:
+        lines.append(f"  no fp32 reference on these images, so no difference: {a.get('reference_why_none', 'none recorded')}")
+    return lines

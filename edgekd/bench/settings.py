@@ -32,6 +32,7 @@ class BenchSettings:
     show_progress: bool = True
     compare_to: str | Path | None = None  # an earlier bench --json to compare with (or refuse as incomparable)
     placement: bool = True  # profile where the nodes ran (a separate short run after the timing)
+    shape: tuple | None = None  # (H, W) for a model whose image size is dynamic
 
     def check(self) -> None:
         """Counts and times that cannot be measured with: refused before any model is loaded."""

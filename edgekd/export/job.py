@@ -59,6 +59,7 @@ class ExportJob:
     report: dict = field(default_factory=dict)  # this invocation's report (export.json's top level)
     artefacts: dict = field(default_factory=dict)  # file name -> record, for export.json's "artefacts"
     failures: list = field(default_factory=list)  # failed checks, one clause each
+    source: dict = field(default_factory=dict)  # the checkpoint's name, step and sha256 (export/source.py)
     _parity_inputs: Any = None
 
     @property
@@ -76,21 +77,28 @@ class ExportJob:
 
     def add(self, key: str, record: dict, file_key: str = "onnx") -> dict:
         """Keep ``record`` as this report's ``key`` and as the record of the file it names."""
+        from ..bench.provenance import sha256_file
+
         self.report[key] = record
-        source = {"checkpoint": str(self.ckpt_path), "checkpoint_step": self.ckpt.get("step")}
-        self.artefacts[Path(record[file_key]).name] = {**record, **source}
+        written = Path(record[file_key])
+        source = {"checkpoint": str(self.ckpt_path), "checkpoint_step": self.ckpt.get("step"),
+                  "checkpoint_sha256": self.source.get("checkpoint_sha256"),
+                  "sha256": sha256_file(written) if written.exists() else None}  # bench/provenance.py matches files by it
+        self.artefacts[written.name] = {**record, **source}
         return record
 
 
-def load_job(run, options: ExportOptions, expect_task: str | None = None, log=print) -> ExportJob:
-    """Read the checkpoint of ``run`` (a run directory or a .pt file) once, for every step."""
-    from .onnx_export import load_student, resolve_run
+def load_job(run, options: ExportOptions, expect_task: str | None = None, log=print, allow_unfinished: bool = False) -> ExportJob:
+    """Read the checkpoint of ``run`` (a run directory or a .pt file; which one: export/source.py) once, for every step."""
+    from .onnx_export import load_student
+    from .source import checkpoint_source, choose_checkpoint, describe
 
-    ckpt_path, run_dir = resolve_run(run)
+    ckpt_path, run_dir = choose_checkpoint(run, allow_unfinished, log)
     model, task, cfg, ckpt = load_student(ckpt_path)
     if expect_task and task.name != expect_task:
         raise EdgekdError(f"{ckpt_path} was trained for {task.name}, not {expect_task}; export a {expect_task} run or drop --task")
-    return ExportJob(ckpt_path, run_dir, model, task, cfg, ckpt, options, log)
+    log(describe(ckpt_path, ckpt, task.primary_metric))
+    return ExportJob(ckpt_path, run_dir, model, task, cfg, ckpt, options, log, source=checkpoint_source(ckpt_path, ckpt))
 
 
 def write_report(job: ExportJob) -> None:

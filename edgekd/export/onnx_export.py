@@ -76,10 +76,12 @@ def _onnx_bytes(model, size, opset: int, half: bool = False) -> bytes:
     return buf.getvalue()
 
 
-def build_metadata(task, cfg: dict, ckpt: dict, precision: str) -> dict:
-    """Everything a device needs to run and judge the model, as ONNX ``metadata_props`` (strings)."""
+def build_metadata(task, cfg: dict, ckpt: dict, precision: str, source: dict | None = None) -> dict:
+    """Everything a device needs to run and judge the model, as ONNX ``metadata_props`` (strings); ``source``:
+    the checkpoint's name, step and sha256 (export/source.py), which tell a stale file (bench/provenance.py)."""
     meta = task.metadata()
-    ev = {"data": cfg["data"]["data"], "data_format": cfg["data"]["data_format"], "direction": cfg["data"]["direction"], "split": "val",
+    ev = {"data": cfg["data"]["data"], "data_format": cfg["data"]["data_format"], "direction": cfg["data"]["direction"],
+          "depth_scale": cfg["data"].get("depth_scale", 0.0), "split": "val",
           "n": cfg["train"]["val_size"], "seed": cfg["data"]["seed"]}
     return {
         "edgekd_version": __version__,
@@ -105,6 +107,7 @@ def build_metadata(task, cfg: dict, ckpt: dict, precision: str) -> dict:
         "primary_metric": task.primary_metric,
         "reference_metrics": json.dumps({k: v for k, v in (ckpt.get("metrics") or {}).items() if not isinstance(v, list)}),
         "reference_eval": json.dumps(ev),
+        **{k: "" if v is None else str(v) for k, v in (source or {}).items()},
     }
 
 
@@ -161,7 +164,7 @@ def onnx_graph(job, precision: str, opset: int) -> bytes:
     got_opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     if got_opset != opset:
         raise EdgekdError(f"the exporter wrote opset {got_opset}, not the requested {opset}; pass --opset {got_opset} or upgrade torch")
-    add_metadata(proto, build_metadata(job.task, job.cfg, job.ckpt, precision))
+    add_metadata(proto, build_metadata(job.task, job.cfg, job.ckpt, precision, job.source))
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as e:

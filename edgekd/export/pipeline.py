@@ -13,14 +13,24 @@ from .job import ExportJob, ExportOptions, load_job, write_report
 
 
 def run_export(run, fmt=None, precision=None, opset=None, atol=1e-3, rtol=1e-3, parity_size=8, calib_size=64,
-               calib_method="percentile", max_drop=0.01, eval_size=None, max_batch=8, expect_task=None, log=print) -> dict:
+               calib_method="percentile", max_drop=0.01, eval_size=None, max_batch=8, expect_task=None, log=print,
+               allow_unfinished=False, target=None) -> dict:
     """Export ``run`` (a run directory or checkpoint) and return the report (also written as export.json).
 
-    ``fmt`` and ``precision`` default to the run's profile's (``export.format``, ``export.precision``).
+    ``fmt`` and ``precision`` default to the run's profile's (``export.format``, ``export.precision``);
+    an unfinished run's checkpoint is chosen as export/source.py says (``allow_unfinished``: take its last.pt);
+    ``target`` (a name or TOML) exports for another target than the run's: its metadata and INT8 scheme.
     """
     options = ExportOptions(opset, atol, rtol, parity_size, calib_size, calib_method, max_drop, eval_size, max_batch)
     options.check()
-    return export(load_job(run, options, expect_task, log), fmt, precision)
+    job = load_job(run, options, expect_task, log, allow_unfinished)
+    if target:
+        from ..config import load_target
+
+        made_for, job.cfg["target"] = job.cfg["target"]["name"], load_target(target)
+        if made_for != job.cfg["target"]["name"]:
+            log(f"note: exporting for {job.cfg['target']['name']} (the run was trained for {made_for})")
+    return export(job, fmt, precision)
 
 
 def export(job: ExportJob, fmt: str | None = None, precision: str | None = None) -> dict:
@@ -30,13 +40,22 @@ def export(job: ExportJob, fmt: str | None = None, precision: str | None = None)
     fmt = fmt or job.cfg["export"].get("format", "onnx")
     precision = precision or job.cfg["export"]["precision"]
     format_step, precision_step = create_format(fmt).resolve(), create_precision(precision).resolve()
-    job.report.update(run=str(job.run_dir), format=fmt, precision=precision)
+    # export.json says only what was written: the format is "onnx" until the format's builder has built its file.
+    job.report.update(run=str(job.run_dir), format="onnx", precision=precision, **job.source)
     source = export_fp32(job)  # raises (after writing export.json) when the fp32 graph fails: nothing is built from it
     if precision_step is not None:
         source = precision_step(job)
     if format_step is not None and not job.failures:
+        job.report["not_built"] = {"format": fmt, "why": "the build did not finish"}
         write_report(job)  # the ONNX part is done whatever the format's builder says
-        format_step(job, source)
+        try:
+            format_step(job, source)
+        except EdgekdError as e:
+            job.report["not_built"]["why"] = str(e)
+            write_report(job)
+            raise
+        del job.report["not_built"]
+        job.report["format"] = fmt
     write_report(job)
     if job.failures:
         raise EdgekdError("; ".join(job.failures) + f" (the checked files are left as they were; failing ones kept as *.failed.* in {job.run_dir})")

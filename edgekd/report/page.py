@@ -92,45 +92,63 @@ def _metrics_text(m: dict, num_classes=None) -> str:
     return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())
 
 
-def _bench_results(run_dir: Path) -> dict:
-    """Bench JSON files (edgekd bench --json) in the run directory, by model file name."""
-    found = {}
-    for f in sorted(run_dir.glob("*.json")) + sorted(run_dir.glob("bench/*.json")):
-        try:
-            r = json.loads(f.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(r, dict) and "latency" in r and "environment" in r and "model" in r:
-            found[Path(r["model"]).name] = r
-    return found
-
-
 def deployment_rows(run_dir: Path, primary: str) -> list[dict]:
-    """One row per exported file: size, bench latency, and the primary metric (bench, else export's check)."""
+    """One row per exported file: size, the newest bench of it (latency, the primary metric), the checkpoint step
+    it was made from, and whether the file or its bench still match the run (bench/provenance.py)."""
+    from ..bench.provenance import bench_records, run_files, stale_bench
+
     exp_path = run_dir / "export.json"
     exp = json.loads(exp_path.read_text()) if exp_path.exists() else {}
-    bench = _bench_results(run_dir)
+    bench, files_now = bench_records(run_dir), run_files(run_dir)
     files = {"fp32": run_dir / "model.onnx", "fp16": run_dir / "model.fp16.onnx", "int8": run_dir / "model.int8.onnx"}
     files.update({f"{p.name.split('.')[1]} (TensorRT)": p for p in sorted(run_dir.glob("model.*.engine"))})
     rows = []
     for precision, f in files.items():
         if not f.exists():
             continue
+        prov = files_now.get(f.name) or {}
         row = {"precision": precision, "file": f.name, "mb": f.stat().st_size / 1e6, "p50_ms": None, "p90_ms": None,
-               "backend": "", "metric": None, "source": ""}
+               "backend": "", "metric": None, "source": "", "step": prov.get("checkpoint_step"), "fingerprint": None,
+               "delta": None, "status": [prov["stale"]] if prov.get("stale") else []}
         b = bench.get(f.name)
         if b:
-            lat = b["latency"].get("batch1") or next(iter(b["latency"].values()))
-            row.update(p50_ms=lat["p50_ms"], p90_ms=lat["p90_ms"], backend=b["environment"].get("backend", ""))
-            acc = (b.get("accuracy") or {}).get("metrics", {})
-            if primary in acc:
-                row.update(metric=acc[primary], source=f"bench, {b['accuracy']['images']} images")
-        if row["metric"] is None and precision == "int8" and "int8" in exp:
-            row.update(metric=exp["int8"]["int8_metrics"].get(primary), source=f"export check, {exp['int8']['eval_images']} images")
-        if row["metric"] is None and precision == "fp32" and "int8" in exp:
-            row.update(metric=exp["int8"]["fp32_metrics"].get(primary), source=f"export check, {exp['int8']['eval_images']} images")
+            _bench_row(row, b, primary, stale_bench(b, f))
+        if row["metric"] is None and precision in ("int8", "fp32") and Path((exp.get("int8") or {}).get("onnx", "")).name == "model.int8.onnx":
+            # export's INT8 check measured fp32 and int8 on the same images: they may be set against each other
+            e = exp["int8"]
+            row.update(metric=e[f"{precision}_metrics"].get(primary), source=f"export check, {e['eval_images']} images",
+                       fingerprint=f"export-check:{e.get('checkpoint_sha256', exp.get('checkpoint_sha256'))}:{e['eval_images']}")
         rows.append(row)
+    _deltas(rows)
     return rows
+
+
+def _bench_row(row: dict, b: dict, primary: str, bench_stale: str | None) -> None:
+    """A bench record's figures in a deployment row."""
+    lat = b["latency"].get("batch1") or next(iter(b["latency"].values()))
+    row.update(p50_ms=lat["p50_ms"], p90_ms=lat["p90_ms"], backend=b["environment"].get("backend", ""))
+    acc = b.get("accuracy") or {}
+    if primary in acc.get("metrics", {}):
+        row.update(metric=acc["metrics"][primary], source=f"bench, {acc['images']} images",
+                   fingerprint=(acc.get("data_fingerprint") or {}).get("inputs_sha256"))
+        if acc.get("reference_source") and acc.get("delta_vs_reference") is not None:
+            row["delta"] = acc["delta_vs_reference"]  # its own fp32 reference, on the same images
+    if bench_stale:
+        row["status"].append(f"bench stale: {bench_stale}")
+    if b.get("measured_at"):
+        row["source"] += f", {b['measured_at'][:16].replace('T', ' ')}"
+
+
+def _deltas(rows: list[dict]) -> None:
+    """"vs fp32": a row's own same-images reference, else the fp32 row's metric when both saw the same images."""
+    ref = next((r for r in rows if r["precision"] == "fp32" and r["metric"] is not None), None)
+    for r in rows:
+        if r["delta"] is not None or r["metric"] is None or ref is None:
+            continue
+        if r["fingerprint"] and r["fingerprint"] == ref["fingerprint"]:
+            r["delta"] = r["metric"] - ref["metric"]
+        elif r is not ref:
+            r["delta_note"] = "other images"
 
 
 def _deployment_blocks(run_dir: Path, primary: str) -> tuple[list, list]:
@@ -139,13 +157,14 @@ def _deployment_blocks(run_dir: Path, primary: str) -> tuple[list, list]:
     rows = deployment_rows(run_dir, primary)
     if not rows:
         return [], []
-    ref = next((r["metric"] for r in rows if r["precision"] == "fp32" and r["metric"] is not None), None)
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     table = [[r["precision"], r["file"], f"{r['mb']:.2f}", fmt(r["p50_ms"], ".2f"), fmt(r["p90_ms"], ".2f"), r["backend"] or "-",
-              fmt(r["metric"], ".4f"), fmt(None if ref is None or r["metric"] is None else r["metric"] - ref, "+.4f"), r["source"] or "-"]
-             for r in rows]
-    head = ["precision", "file", "size (MB)", "p50 (ms)", "p90 (ms)", "backend", primary, "vs fp32", "measured by"]
-    blocks = [("h2", "Deployment"), ("table", (head, table))]
+              fmt(r["metric"], ".4f"), r.get("delta_note") or fmt(r["delta"], "+.4f"), r["source"] or "-", fmt(r["step"], "d"),
+              "; ".join(r["status"]) or "current"] for r in rows]
+    head = ["precision", "file", "size (MB)", "p50 (ms)", "p90 (ms)", "backend", primary, "vs fp32", "measured by", "step", "status"]
+    blocks = [("h2", "Deployment"), ("table", (head, table)),
+              ("md", "vs fp32: only between figures measured on the same images; step: the checkpoint step the file was made "
+                     "from; status: 'current', or why the file or its bench no longer matches the run (re-export / re-bench).")]
     if all(r["p50_ms"] is None for r in rows):
         blocks.append(("md", f"no latency yet: bench a file with edgekd bench {run_dir / rows[0]['file']} --json {run_dir / 'bench-fp32.json'}"))
     made = []

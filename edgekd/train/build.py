@@ -52,7 +52,7 @@ def open_sources(cfg: dict, progress: bool) -> tuple:
     data, fmt = cfg["data"]["data"], cfg["data"]["data_format"]
     # The data's seed is its own: seeds of a comparison vary the initialisation and order, not the scenes.
     dseed = cfg["data"]["seed"]
-    kw = {"task": cfg["model"]["task"], "direction": cfg["data"]["direction"]}
+    kw = {"task": cfg["model"]["task"], "direction": cfg["data"]["direction"], "depth_scale": cfg["data"].get("depth_scale", 0.0)}
     train_src = open_dataset(data, "train", size, tc["train_size"], dseed, fmt, **kw)
     val_src = open_dataset(data, "val", size, tc["val_size"], dseed, fmt, **kw)
     for name, src in (("training", train_src), ("validation", val_src)):
@@ -61,6 +61,33 @@ def open_sources(cfg: dict, progress: bool) -> tuple:
         if hasattr(src, "prerender"):  # finite synthetic sets: render once, shared by loader workers
             _prerender(src, name, size, tc["workers"], progress)
     return train_src, val_src
+
+
+SMALL_VAL = 8  # fewer validation images than this and a metric is a few images' luck
+
+
+def data_warnings(cfg: dict, train_src, val_src) -> list[str]:
+    """One line each for data that trains but cannot mean what it seems: a validation split too small to judge a
+    model by, images squashed to another aspect ratio (data on disk only; synthetic scenes are rendered to size)."""
+    data = cfg["data"]["data"]
+    if data == "synthetic":
+        return []
+    notes = []
+    if 0 < len(val_src) < SMALL_VAL:
+        capped = len(val_src) == cfg["train"]["val_size"]
+        how = (f"raise --val-size {cfg['train']['val_size']}" if capped else
+               "add images to its val/ or test/ folder or list (a folder without them keeps about 10% of its images for validation)")
+        notes.append(f"warning: the validation split of {data} has {len(val_src)} image{'s' if len(val_src) != 1 else ''}: its metrics "
+                     f"say little about the model; give it at least {SMALL_VAL}: {how}")
+    h, w = cfg["data"]["image_size"]
+    img = train_src[0]["image"] if len(train_src) else None
+    if img is not None:
+        sh, sw = img.shape[:2]
+        if abs(math.log((sw / sh) / (w / h))) > 0.05:
+            near = max(1, round(h * sw / sh / 32)) * 32
+            notes.append(f"warning: the images of {data} are {sh}x{sw} (width/height {sw / sh:.2f}) and are resized to {h}x{w} "
+                         f"({w / h:.2f}): squashed, not cropped; keep their shape with --image-size {h} {near}")
+    return notes
 
 
 def _prerender(src, name: str, size, workers: int, progress: bool):

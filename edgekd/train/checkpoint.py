@@ -12,7 +12,7 @@ FORMAT = "edgekd-checkpoint"
 
 
 def make_checkpoint(*, cfg, task_args, student, extra, optimizer, scheduler, epoch, step, epoch_step, best, metrics,
-                    loss_weights=None, projection_choice=None) -> dict:
+                    loss_weights=None, projection_choice=None, total_steps=None) -> dict:
     return {
         "format": FORMAT,
         "edgekd_version": __version__,
@@ -25,6 +25,7 @@ def make_checkpoint(*, cfg, task_args, student, extra, optimizer, scheduler, epo
         "epoch": int(epoch),  # the epoch in progress (or next to run when epoch_step == 0)
         "epoch_step": int(epoch_step),  # global batches of that epoch already done
         "step": int(step),
+        "total_steps": None if total_steps is None else int(total_steps),  # the run's plan: export tells a finished run
         "best": best,
         "metrics": metrics,
         "loss_weights": loss_weights or {},  # the weights in use ("auto": re-measured every distill.recalibrate_every steps)
@@ -34,7 +35,20 @@ def make_checkpoint(*, cfg, task_args, student, extra, optimizer, scheduler, epo
 
 
 def save(path, ckpt: dict):
-    return save_checkpoint(path, ckpt)
+    """Write ``ckpt`` atomically, then note its step and sha256 in ``checkpoints.json`` beside it (what
+    export, bench and report read, torch-free, to tell whether a file still matches the run)."""
+    from pathlib import Path
+
+    from ..bench.provenance import CHECKPOINTS_FILE, checkpoint_steps, sha256_file
+    from ..fileio import atomic_write_json
+
+    written = save_checkpoint(path, ckpt)
+    path = Path(path)
+    known = checkpoint_steps(path.parent)
+    known[path.name] = {"step": int(ckpt["step"]), "epoch": int(ckpt["epoch"]), "total_steps": ckpt.get("total_steps"),
+                        "epochs": ckpt["config"]["train"]["epochs"], "sha256": sha256_file(path)}
+    atomic_write_json(path.parent / CHECKPOINTS_FILE, known)
+    return written
 
 
 def load_for_resume(path) -> dict:

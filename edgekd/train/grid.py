@@ -104,11 +104,81 @@ def grid_cells(teachers, methods, projections, spectral) -> list[dict]:
     return cells
 
 
-def run_compare(cfg: dict, grid: GridSpec, out: Path, echo=print, progress: bool = True, set_threads=None) -> list[dict]:
+# Keys a grid's runs may differ in without changing what they measure (where and how fast they ran), and the
+# keys the grid sets itself per cell and seed.
+_NOT_RECIPE = {("train", "workers"), ("train", "save_every_min"), ("train", "device"), ("model", "compile")}
+_GRID_KEYS = {("distill", "teacher"), ("distill", "teacher_weights"), ("distill", "method"), ("distill", "projection"),
+              ("distill", "spectral"), ("train", "seed")}
+_RECIPE_SECTIONS = ("model", "data", "train", "distill")
+
+
+def recipe_changes(old: dict, new: dict) -> list[str]:
+    """``section.key (old -> new)`` for every recipe key in which two configs differ."""
+    changed = []
+    for sec in _RECIPE_SECTIONS:
+        a, b = old.get(sec) or {}, new.get(sec) or {}
+        for k in sorted(set(a) | set(b)):
+            if (sec, k) not in _NOT_RECIPE | _GRID_KEYS and _norm(sec, k, a.get(k)) != _norm(sec, k, b.get(k)):
+                changed.append(f"{sec}.{k} ({a.get(k)!r} -> {b.get(k)!r})")
+    return changed
+
+
+def _norm(section: str, key: str, value):
+    """A data path as the absolute path it names (runs of an older edgekd stored it as given)."""
+    if (section, key) == ("data", "data") and isinstance(value, str) and value != "synthetic" and Path(value).expanduser().exists():
+        return str(Path(value).expanduser().resolve())
+    return value
+
+
+def check_recipe(out: Path, base_cfg: dict, cells: list[dict], seeds: list[int], restart: bool, teacher_weights=None, echo=print) -> None:
+    """Refuse to merge runs of another recipe into ``out`` (naming the keys), or with ``restart`` remove them so the
+    grid trains them again; cells of earlier calls that this call does not retrain leave the comparison."""
+    import shutil
+
+    stale, changes = [], []
+    for cell in cells:
+        for seed in seeds:
+            run_dir = out / "runs" / cell["id"] / f"seed{seed}"
+            try:
+                saved = json.loads((run_dir / "config.json").read_text())
+            except (OSError, ValueError):
+                continue
+            diff = recipe_changes(saved, cell_config(base_cfg, cell, seed, teacher_weights))
+            if diff:
+                stale.append(run_dir)
+                changes = changes or diff
+    old_meta = _read_meta(out)
+    ids = {c["id"] for c in cells}
+    others = [c for c in old_meta.get("cells", []) if c["id"] not in ids]
+    meta_diff = recipe_changes(old_meta["config"], base_cfg) if old_meta.get("config") and others else []
+    if not (stale or meta_diff):
+        return
+    if not restart:
+        where = f"{len(stale)} runs of this grid" if stale else f"cells {', '.join(c['id'] for c in others)} of an earlier call"
+        raise EdgekdError(f"{out} holds runs of another recipe: {', '.join(changes or meta_diff)} ({where}); the table would mix them: "
+                          "use another --out, or add --restart to train this grid's cells again with this recipe")
+    for run_dir in stale:
+        shutil.rmtree(run_dir)
+    echo(f"--restart: removed {len(stale)} runs of the old recipe; they are trained again")
+    if meta_diff:
+        old_meta["cells"] = [c for c in old_meta["cells"] if c["id"] in ids]
+        atomic_write_json(out / "compare.json", old_meta)
+        echo(f"--restart: cells {', '.join(c['id'] for c in others)} (old recipe) leave the comparison; their runs stay in {out / 'runs'}")
+
+
+def _read_meta(out: Path) -> dict:
+    try:
+        return json.loads((out / "compare.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def run_compare(cfg: dict, grid: GridSpec, out: Path, echo=print, progress: bool = True, set_threads=None, restart: bool = False) -> list[dict]:
     """``edgekd compare`` after its checks: train the grid, then write and show the tables and differences."""
     from ..report.compare import write_differences, write_tables
 
     cells = grid_cells(grid.teachers, grid.methods, grid.projections, grid.ranks)
+    check_recipe(out, cfg, cells, list(range(grid.seeds)), restart, grid.weights, echo)
     echo(f"edgekd compare: {len(cells)} cells x {grid.seeds} seeds = {len(cells) * grid.seeds} runs of "
          f"{cfg['train']['epochs']} epochs on {cfg['train']['train_size']} {cfg['data']['data']} images -> {out}")
     if set_threads is not None:

@@ -70,6 +70,7 @@ class Trainer:
         self._ck = ckpt_io.load_for_resume(self.out / "last.pt") if resume else None
         torch.manual_seed(tc["seed"])  # identical initial weights on every rank
         self.train_src, self.val_src = build.open_sources(cfg, self.progress)
+        self.data_warnings = build.data_warnings(cfg, self.train_src, self.val_src)
         self.task_args = build.task_args_for(cfg, self.train_src)
         self.task = create_task(cfg["model"]["task"], **self.task_args)
         # The datasets draw nothing from torch's generator: built first, so --projection auto can measure on them.
@@ -134,7 +135,7 @@ class Trainer:
             cfg=self.cfg, task_args=self.task_args, student=self.model.student, extra=self.model.extra_modules(),
             optimizer=self.optimizer, scheduler=self.scheduler, epoch=self.epoch, step=self.step,
             epoch_step=self.epoch_step, best=self.best, metrics=metrics or {}, loss_weights=self.model.weights(),
-            projection_choice=self.projection_choice,
+            projection_choice=self.projection_choice, total_steps=self.total_steps,
         )
 
     def _save_last(self, metrics=None):

@@ -32,6 +32,6 @@ def prepare_run_dir(out: Path, resuming: bool, overwrite: bool, step: int) -> No
             truncate_jsonl(out / name, lambda r: r.get("step", 0) <= step)
         return
     # A fresh run: logs of an earlier attempt (interrupted before its first checkpoint, or --overwrite) are stale.
-    stale = LOGS + (("last.pt", "best.pt", "summary.json", "diagnostics.json") if overwrite else ())
+    stale = LOGS + (("last.pt", "best.pt", "checkpoints.json", "summary.json", "diagnostics.json") if overwrite else ())
     for name in stale:
         (out / name).unlink(missing_ok=True)

@@ -94,9 +94,15 @@ def detect_format(path: Path, task: str | None = None) -> str:
     )
 
 
-def detect_and_open(path: Path, split: str, n=None, data_format: str = "auto", task: str | None = None, direction: str = "AtoB"):
+def detect_and_open(path: Path, split: str, n=None, data_format: str = "auto", task: str | None = None, direction: str = "AtoB",
+                    depth_scale: float = 0.0):
     name = detect_format(path, task) if data_format == "auto" else data_format
-    return create_data_format(name, path, split, n, direction=direction)
+    return create_data_format(name, path, split, n, direction=direction, depth_scale=depth_scale)
+
+
+def matching_formats(path: Path) -> list[str]:
+    """Every registered format whose layout ``path`` fits (``edgekd data inspect`` without ``--task``)."""
+    return [name for name in _FORMATS if _FORMATS[name].looks_like(path)]
 
 
 # The synthetic scenes carry every built-in task's target; a task needing other labels finds them missing.
@@ -105,7 +111,8 @@ register_data_format("edgekd-scenes", "scenes written by edgekd data synth (edge
 register_data_format("nyu-mat", "NYU Depth v2 nyu_depth_v2_labeled.mat", ("depth",),
                      "edgekd.data.formats.nyu_mat:detect", "edgekd.data.formats.nyu_mat:NYUv2Mat")
 register_data_format("depth-list", "rgb,depth pairs in train.csv/test.csv (depth PNG in mm)", ("depth",),
-                     "edgekd.data.formats.depth_list:detect", "edgekd.data.formats.depth_list:DepthList")
+                     "edgekd.data.formats.depth_list:detect", "edgekd.data.formats.depth_list:DepthList",
+                     options=("depth_scale",))
 # NYUv2's 894 raw classes need a 13/40-class mapping first: nyu-mat is not a segmentation format.
 register_data_format("voc", "VOC-style JPEGImages + SegmentationClass palette PNGs", ("segmentation",),
                      "edgekd.data.formats.voc:detect", "edgekd.data.formats.voc:VOCSegmentation")
