@@ -11,7 +11,7 @@ import pytest
 from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-OTHER_TOOLS = {"--help", "--index-url", "--no-deps", "--nproc-per-node"}  # pip's and torchrun's
+OTHER_TOOLS = {"--help", "--index-url", "--no-deps", "--nproc-per-node", "--logdir"}  # pip's, torchrun's and tensorboard's
 
 
 def _options(cmd) -> set:
@@ -30,7 +30,7 @@ def test_readme_names_only_options_the_verb_has():
     every = _options(cli) | OTHER_TOOLS
     text = (ROOT / "README.md").read_text()
     for para in re.split(r"\n(?=\* )|\n\s*\n", text):
-        used = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", para))
+        used = set(re.findall(r"(?<![\w#-])--[a-z][a-z0-9-]*", para))
         verb = re.match(r"\s*\*?\s*`edgekd ([a-z]+)", para)
         allowed = (_options(cli.commands[verb[1]]) | OTHER_TOOLS) if verb and verb[1] in cli.commands else every
         assert used <= allowed, (sorted(used - allowed), para[:120])
@@ -106,5 +106,5 @@ def test_bench_shape_for_a_dynamic_model_and_fp16_on_a_cpu_note(tmp_path):
     from edgekd.bench.run import _notes
 
     r = {"precision": "fp16", "environment": {"backend": "ort-cpu", "arch": "x86_64"}}
-    assert "fp16 model on a CPU backend" in _notes(r, {"target": "jetson-orin-nano"}, None)[0]
-    assert _notes({**r, "environment": {"backend": "ort-cuda", "arch": "x86_64"}}, {}, None) == []
+    assert "fp16 model on a CPU backend" in _notes(r, {"target": "jetson-orin-nano"})[0]
+    assert _notes({**r, "environment": {"backend": "ort-cuda", "arch": "x86_64"}}, {}) == []

@@ -102,7 +102,7 @@ def detect_and_open(path: Path, split: str, n=None, data_format: str = "auto", t
 
 def matching_formats(path: Path) -> list[str]:
     """Every registered format whose layout ``path`` fits (``edgekd data inspect`` without ``--task``)."""
-    return [name for name in _FORMATS if _FORMATS[name].looks_like(path)]
+    return [name for name in list_data_formats() if DATA_FORMATS.get(name).looks_like(path)]
 
 
 # The synthetic scenes carry every built-in task's target; a task needing other labels finds them missing.
