@@ -540,7 +540,8 @@ def report(path):
 # --------------------------------------------------------------------------- export
 @cli.command()
 @click.argument("run", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(list_formats()), default=None, help="What the device loads [the run's profile's: onnx].")
+@click.option("--format", "fmt", type=click.Choice(list_formats(aliases=True)), default=None,
+              help="What the device loads [the run's profile's: onnx]; litert (alias tflite) writes the three .tflite files.")
 @click.option("--precision", type=click.Choice(list_precisions()), default=None,
               help="What the target runs; fp32 model.onnx is always written too [the run's profile's: jetson fp16, mobile int8, server fp16].")
 @click.option("--opset", type=int, default=None, help="ONNX opset [the profile's, 17].")

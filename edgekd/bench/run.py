@@ -36,12 +36,15 @@ def model_kind(path: Path) -> str:
         return "engine"
     if suffix in (".pt", ".pth"):
         return "torch"
-    raise EdgekdError(f"{path}: unknown model type {suffix or '(no suffix)'}; give a .onnx file, a TensorRT .engine, or an edgekd .pt checkpoint")
+    if suffix == ".tflite":
+        return "tflite"
+    raise EdgekdError(f"{path}: unknown model type {suffix or '(no suffix)'}; give a .onnx file, a LiteRT .tflite, a TensorRT .engine, "
+                      "or an edgekd .pt checkpoint")
 
 
 # What each kind of model file is called in messages: as a backend's input, and as the file given.
-_FILE_NEEDED = {"onnx": "an ONNX model", "engine": "a .engine file", "torch": "a .pt file"}
-_FILE_GIVEN = {"onnx": "an ONNX model", "engine": "a TensorRT engine", "torch": "a .pt checkpoint"}
+_FILE_NEEDED = {"onnx": "an ONNX model", "engine": "a .engine file", "tflite": "a .tflite file", "torch": "a .pt file"}
+_FILE_GIVEN = {"onnx": "an ONNX model", "engine": "a TensorRT engine", "tflite": "a LiteRT .tflite file", "torch": "a .pt checkpoint"}
 
 
 def pick_backend(kind: str, requested: str, target: dict | None) -> str:
@@ -172,7 +175,8 @@ def open_model(s: BenchSettings, log=print) -> OpenModel:
             tgt = load_target(meta["target"])
         except EdgekdError:
             tgt = None
-    _say_fallback(requested, backend, tgt, log)
+    if kind == "onnx":  # the target's providers are ONNX Runtime's
+        _say_fallback(requested, backend, tgt, log)
     return OpenModel(path, kind, cfg, tgt, bc, backend, runner, meta)
 
 

@@ -2,7 +2,8 @@
 
 ``edgekd export`` always writes the fp32 ONNX file first and checks it against PyTorch.  A *precision*
 is the step that then makes the file the target runs (fp16 ONNX, INT8 QDQ ONNX); a *format* is the
-step that turns that file into what the device loads (nothing more for ONNX, an engine for TensorRT).
+step that turns that file into what the device loads (nothing more for ONNX, an engine for TensorRT,
+``.tflite`` files for LiteRT).
 Steps are named as ``"module:function"`` and imported only when run, so this module (read by the CLI's
 ``--help`` and by the profile schema) imports neither torch nor numpy.
 
@@ -29,19 +30,28 @@ class ExportStep:
     name: str
     summary: str
     step: str | None = None  # "package.module:function"
+    requires: str | None = None  # "package.module:function" raising one line when what the step needs is not installed
 
     def resolve(self) -> Callable | None:
         if self.step is None:
             return None
         return resolve(self.step)
 
+    def check_installed(self) -> None:
+        """Refuse in one line, before any work, when the step's converter is missing."""
+        if self.requires is not None:
+            resolve(self.requires)()
+
 
 _FORMATS: dict[str, ExportStep] = {}
+_FORMAT_ALIASES: dict[str, str] = {}
 _PRECISIONS: dict[str, ExportStep] = {}
 
 
-def register_format(name: str, summary: str, step: str | None = None) -> ExportStep:
-    _FORMATS[name] = ExportStep(name, summary, step)
+def register_format(name: str, summary: str, step: str | None = None, requires: str | None = None,
+                    aliases: tuple[str, ...] = ()) -> ExportStep:
+    _FORMATS[name] = ExportStep(name, summary, step, requires)
+    _FORMAT_ALIASES.update({a: name for a in aliases})
     return _FORMATS[name]
 
 
@@ -50,8 +60,9 @@ def register_precision(name: str, summary: str, step: str | None = None) -> Expo
     return _PRECISIONS[name]
 
 
-def list_formats() -> list[str]:
-    return list(_FORMATS)
+def list_formats(aliases: bool = False) -> list[str]:
+    """Registered format names (with ``aliases=True`` also their other names, e.g. tflite for litert)."""
+    return list(_FORMATS) + (list(_FORMAT_ALIASES) if aliases else [])
 
 
 def list_precisions() -> list[str]:
@@ -59,6 +70,7 @@ def list_precisions() -> list[str]:
 
 
 def create_format(name: str) -> ExportStep:
+    name = _FORMAT_ALIASES.get(name, name)
     if name not in _FORMATS:
         raise EdgekdError(f"unknown export format {name!r}; use one of: {', '.join(_FORMATS)}")
     return _FORMATS[name]
@@ -76,3 +88,5 @@ register_precision("int8", "model.int8.onnx: QDQ, calibrated on training images,
 
 register_format("onnx", "the ONNX files alone (ONNX Runtime, OpenVINO, TensorRT's trtexec)")
 register_format("tensorrt", "model.<precision>.engine built here with TensorRT's Python API", "edgekd.export.tensorrt_build:export_engine")
+register_format("litert", "model.tflite, model.fp16.tflite, model.int8.tflite (LiteRT, NHWC input) via litert-torch",
+                "edgekd.export.litert_export:export_litert", requires="edgekd.export.litert_export:check_converter", aliases=("tflite",))

@@ -20,6 +20,8 @@ def run_export(run, fmt=None, precision=None, opset=None, atol=1e-3, rtol=1e-3, 
     """
     options = ExportOptions(opset, atol, rtol, parity_size, calib_size, calib_method, max_drop, eval_size, max_batch)
     options.check()
+    if fmt:
+        create_format(fmt).check_installed()  # before the checkpoint is read
     return export(load_job(run, options, expect_task, log), fmt, precision)
 
 
@@ -29,7 +31,9 @@ def export(job: ExportJob, fmt: str | None = None, precision: str | None = None)
 
     fmt = fmt or job.cfg["export"].get("format", "onnx")
     precision = precision or job.cfg["export"]["precision"]
-    format_step, precision_step = create_format(fmt).resolve(), create_precision(precision).resolve()
+    fmt_entry = create_format(fmt)
+    fmt_entry.check_installed()  # a missing converter is said before anything is written
+    fmt, format_step, precision_step = fmt_entry.name, fmt_entry.resolve(), create_precision(precision).resolve()
     job.report.update(run=str(job.run_dir), format=fmt, precision=precision)
     source = export_fp32(job)  # raises (after writing export.json) when the fp32 graph fails: nothing is built from it
     if precision_step is not None:

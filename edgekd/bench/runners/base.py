@@ -26,8 +26,8 @@ class BaseRunner:
     """One model file on one runtime.  Subclasses set the class attributes and implement the methods."""
 
     name = "base"              # the registered backend name (set by register_backend)
-    model_kind = "onnx"        # the model files it runs: "onnx", "engine" (TensorRT) or "torch" (.pt)
-    runtime = ""               # the target-file runtime it belongs to: onnxruntime, openvino, tensorrt, torch
+    model_kind = "onnx"        # the model files it runs: "onnx", "engine" (TensorRT), "tflite" (LiteRT) or "torch" (.pt)
+    runtime = ""               # the target-file runtime it belongs to: onnxruntime, openvino, tensorrt, litert, torch
     accelerator = "cpu"        # "cpu" or "cuda": an available accelerator backend wins over a CPU one in auto
     precisions = ("fp32", "int8")  # model precisions that run natively here (edgekd fit candidates)
     accuracy_batch = 8         # batch size of the accuracy pass
@@ -109,7 +109,7 @@ def providers_by_backend() -> dict[str, str]:
 
 
 def _load() -> None:
-    from . import ort, openvino, tensorrt, torch_ref  # noqa: F401  (each registers its backends)
+    from . import ort, openvino, tensorrt, litert, torch_ref  # noqa: F401  (each registers its backends)
 
 
 def list_backends(kind: str | None = None, aliases: bool = False) -> list[str]:
