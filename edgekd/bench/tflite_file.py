@@ -55,8 +55,11 @@ def read_metadata(data: bytes, where: str = "the model") -> dict:
             # Buffers past 2 GB are stored after the flatbuffer (offset/size); small ones inline.
             raw = data[buf.Offset(): buf.Offset() + buf.Size()] if buf.Offset() else buf.DataAsNumpy().tobytes()
             return {str(k): str(v) for k, v in json.loads(raw.decode()).items()}
-    except (ValueError, IndexError, UnicodeDecodeError, AttributeError, TypeError) as e:
-        raise EdgekdError(f"{where} is a damaged TFLite flatbuffer ({str(e)[:120]}); export it again with edgekd export --format litert") from None
+    except Exception as e:  # untrusted bytes: struct, index, decode or JSON errors all mean a damaged file
+        if isinstance(e, EdgekdError):
+            raise
+        raise EdgekdError(f"{where} is a damaged or truncated TFLite flatbuffer ({type(e).__name__} reading its tables); "
+                          "export it again with edgekd export --format litert") from None
     return {}
 
 
@@ -70,9 +73,13 @@ def embed_metadata(data: bytes, meta: dict) -> bytes:
         raise MissingDependencyError(_NEEDS) from None
     schema = _schema()
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
-    model.metadata = [m for m in (model.metadata or []) if (m.name or b"") not in (METADATA_NAME, METADATA_NAME.encode())]
     card = schema.BufferT()
     card.data = np.frombuffer(json.dumps({k: str(v) for k, v in meta.items()}).encode(), dtype=np.uint8)
+    model.metadata = model.metadata or []
+    old = [m for m in model.metadata if (m.name.decode() if isinstance(m.name, bytes) else m.name) == METADATA_NAME]
+    if old:  # the earlier card's buffer takes the new card
+        model.buffers[old[0].buffer] = card
+        return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
     model.buffers.append(card)
     entry = schema.MetadataT()
     entry.name, entry.buffer = METADATA_NAME, len(model.buffers) - 1
