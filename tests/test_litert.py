@@ -187,3 +187,25 @@ def test_run_dir_without_litert_says_so_once_and_benches_the_onnx_file(pair, mon
     assert res.output.count("backend auto: litert, android-arm64's first runtime, is not installed here") == 1
     assert "model.tflite (litert): skipped: ai-edge-litert is not installed" in res.output
     assert next(line for line in res.output.splitlines() if line.startswith("model.onnx")).split()[4] == "ok"
+
+
+@pytest.mark.slow  # a fresh venv and two pip installs; test_litert_bench_needs_no_torch covers the torch-free path in-process
+def test_core_install_plus_ai_edge_litert_benches_tflite_without_torch(pair, tmp_path):
+    """pip install <repo> + pip install ai-edge-litert into a fresh venv (no torch): a .tflite is benched with accuracy."""
+    from pathlib import Path
+
+    venv = tmp_path / "venv"
+    clean = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}  # no PYTHONPATH: only what the venv holds
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    py = str(venv / "bin" / "python")
+    repo = str(Path(__file__).parent.parent)
+    p = subprocess.run([py, "-m", "pip", "install", "-q", repo, "ai-edge-litert>=2.3"], capture_output=True, text=True, timeout=900, env=clean)
+    assert p.returncode == 0, p.stderr[-2000:]
+    p = subprocess.run([py, "-c", "import torch"], capture_output=True, text=True, cwd=tmp_path, env=clean)
+    assert p.returncode != 0 and "No module named 'torch'" in p.stderr
+    out = tmp_path / "r.json"
+    p = subprocess.run([py, "-m", "edgekd", "bench", str(pair[1]), "--json", str(out), *FAST], capture_output=True, text=True, timeout=300,
+                       cwd=tmp_path, env=clean)
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads(out.read_text())
+    assert r["environment"]["backend"] == "litert" and r["accuracy"]["images"] == 4
