@@ -579,7 +579,8 @@ def report(path):
 # --------------------------------------------------------------------------- export
 @cli.command()
 @click.argument("run", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(list_formats()), default=None, help="What the device loads [the run's profile's: onnx].")
+@click.option("--format", "fmt", type=click.Choice(list_formats(aliases=True)), default=None,
+              help="What the device loads [the run's profile's: onnx]; litert (alias tflite) writes the three .tflite files.")
 @click.option("--precision", type=click.Choice(list_precisions()), default=None,
               help="What the target runs; fp32 model.onnx is always written too [the run's profile's: jetson fp16, mobile int8, server fp16].")
 @click.option("--opset", type=int, default=None, help="ONNX opset [the profile's, 17].")
@@ -620,8 +621,8 @@ def export(run, fmt, precision, **kw):
 @click.argument("model", type=click.Path())
 @click.option("--profile", default=None, help="Profile whose target, input size and bench settings to use [the model's].")
 @click.option("--target", default=None, help="Target name or TOML (overrides the profile's).")
-@click.option("--backend", type=click.Choice(["auto", *list_backends(aliases=True)]),
-              default=None, help="[auto: the first of the target's runtimes this machine has]")
+@click.option("--backend", type=click.Choice(["auto", "all", *list_backends(aliases=True)]),
+              default=None, help="[auto: the first of the target's runtimes this machine has; all (RUN_DIR): every backend here]")
 @click.option("--data", default=None, help="Validation data: 'synthetic' or a path [the data the model was trained on].")
 @click.option("--data-format", default=None, help="Format of --data when it cannot be detected [the model's, else auto].")
 @click.option("--val-size", type=click.IntRange(min=1), default=None, help="Validation images for the accuracy check [the run's].")
@@ -640,10 +641,15 @@ def export(run, fmt, precision, **kw):
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def bench(model, json_path, no_accuracy, quiet, **kw):
-    """Measure latency and accuracy of MODEL (.onnx, TensorRT .engine, or .pt reference) on this device.
+    """Measure latency and accuracy of MODEL (.onnx, LiteRT .tflite, TensorRT .engine, or .pt reference) on this device.
 
     \b
-    Needs only numpy and onnxruntime (or TensorRT): no torch on the device.  Prints a table,
+    MODEL may be a run directory: every exported file in it (ONNX fp32/fp16/int8, LiteRT, TensorRT) is
+    benched on the backends that can run it (--backend all: every one installed here) and one table
+    compares them (size, task metric, its change against fp32, p50, p90, FPS); a file that cannot run
+    here gets a status and the reason.
+    \b
+    Needs only numpy and onnxruntime (or ai-edge-litert, TensorRT): no torch on the device.  Prints a table,
     checks the target's latency budget (p90 at batch 1) and memory_gb (peak resident + GPU memory;
     verdicts only when this machine is the target's kind of hardware, else "not on target: no
     verdict"), and with --json writes every figure with the environment (CPU, cores, threads,
@@ -656,6 +662,12 @@ def bench(model, json_path, no_accuracy, quiet, **kw):
     Any ONNX model (no edgekd metadata) can be timed with --no-accuracy; so can a model whose
     validation data is not on this device.
     """
+    from pathlib import Path
+
+    if Path(model).expanduser().is_dir():
+        return _bench_run_dir(model, json_path, no_accuracy, quiet, kw)
+    if kw.get("backend") == "all":
+        raise EdgekdError("--backend all benches every file of a run directory on every backend here; give RUN_DIR, or name one backend")
     from .bench.run import format_table, run_bench
 
     result = run_bench(model, accuracy_check=not no_accuracy, show_progress=not quiet, **kw)
@@ -682,6 +694,19 @@ def _parse_hw(text: str | None):
     if h < 1 or w < 1:
         raise click.BadParameter(f"{text!r}: both sides must be at least 1")
     return h, w
+
+
+def _bench_run_dir(run_dir, json_path, no_accuracy, quiet, kw) -> None:
+    from .bench.run_dir import bench_run_dir, format_run_table
+    from .bench.settings import BenchSettings
+
+    result = bench_run_dir(BenchSettings(run_dir, accuracy_check=not no_accuracy, show_progress=not quiet, **kw), log=click.echo)
+    click.echo(format_run_table(result))
+    if json_path:
+        from .fileio import atomic_write_json
+
+        atomic_write_json(json_path, result)
+        click.echo(f"wrote {json_path}")
 
 
 # --------------------------------------------------------------------------- teacher

@@ -81,7 +81,7 @@ def _spectral_scopes() -> tuple[str, ...]:
 def _export_formats() -> list[str]:
     from .export.formats import list_formats
 
-    return list_formats()  # the export format registry (edgekd/export/formats.py)
+    return list_formats(aliases=True)  # the export format registry (edgekd/export/formats.py)
 
 
 def _precisions() -> list[str]:

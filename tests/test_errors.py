@@ -198,7 +198,29 @@ def case_bench_missing_model(t, run):
 
 
 def case_bench_unknown_suffix(t, run):
-    return ["bench", write(t / "model.tflite", "x")], "unknown model type .tflite"
+    return ["bench", write(t / "model.pb", "x")], "unknown model type .pb"
+
+
+def case_tflite_not_tflite(t, run):
+    pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed")
+    return ["bench", write(t / "model.tflite", "not a model")], "is not a LiteRT/TFLite model (no TFL3 flatbuffer identifier)"
+
+
+def case_bench_run_dir_without_models(t, run):
+    (t / "empty-run").mkdir()
+    return ["bench", t / "empty-run"], "holds no exported model file"
+
+
+def case_backend_all_on_one_file(t, run):
+    return ["bench", run / "best.pt", "--backend", "all"], "--backend all benches every file of a run directory"
+
+
+def case_export_litert_without_converter(t, run):
+    from edgekd.bench.runners.base import installed
+
+    if installed("litert_torch"):
+        pytest.skip("litert-torch is installed: the missing-converter line cannot be shown")
+    return ["export", run, "--format", "tflite"], 'needs the LiteRT converter, which is not installed; pip install -e ".[litert]"'
 
 
 def case_bench_compare_to_missing(t, run):

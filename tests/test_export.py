@@ -119,8 +119,9 @@ def test_precision_registry(name):
 def test_unknown_format_and_precision_name_the_valid_ones():
     from edgekd.errors import EdgekdError
 
-    with pytest.raises(EdgekdError, match=r"unknown export format 'tflite'; use one of: onnx, tensorrt$"):
-        create_format("tflite")
+    with pytest.raises(EdgekdError, match=r"unknown export format 'coreml'; use one of: onnx, tensorrt, litert$"):
+        create_format("coreml")
+    assert create_format("tflite").name == "litert"  # an alias
     with pytest.raises(EdgekdError, match=r"unknown precision 'int4'; use one of: fp32, fp16, int8$"):
         create_precision("int4")
 

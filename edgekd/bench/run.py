@@ -168,7 +168,8 @@ def open_model(s: BenchSettings, log=print) -> OpenModel:
             tgt = load_target(meta["target"])
         except EdgekdError:
             tgt = None
-    _say_fallback(requested, backend, tgt, log)
+    if kind == "onnx":  # the target's providers are ONNX Runtime's
+        _say_fallback(requested, backend, tgt, log)
     return OpenModel(path, kind, cfg, tgt, bc, backend, runner, meta)
 
 

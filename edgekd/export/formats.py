@@ -2,7 +2,8 @@
 
 ``edgekd export`` always writes the fp32 ONNX file first and checks it against PyTorch.  A *precision*
 is the step that then makes the file the target runs (fp16 ONNX, INT8 QDQ ONNX); a *format* is the
-step that turns that file into what the device loads (nothing more for ONNX, an engine for TensorRT).
+step that turns that file into what the device loads (nothing more for ONNX, an engine for TensorRT,
+``.tflite`` files for LiteRT).
 Steps are named as ``"module:function"`` and imported only when run, so this module (read by the CLI's
 ``--help`` and by the profile schema) imports neither torch nor numpy.
 
@@ -29,11 +30,17 @@ class ExportStep:
     name: str
     summary: str
     step: str | None = None  # "package.module:function"
+    requires: str | None = None  # "package.module:function" raising one line when what the step needs is not installed
 
     def resolve(self) -> Callable | None:
         if self.step is None:
             return None
         return resolve(self.step)
+
+    def check_installed(self) -> None:
+        """Refuse in one line, before any work, when the step's converter is missing."""
+        if self.requires is not None:
+            resolve(self.requires)()
 
 
 FORMATS = Registry("export format")
@@ -41,16 +48,18 @@ PRECISIONS = Registry("precision")
 _FORMATS, _PRECISIONS = FORMATS.entries, PRECISIONS.entries  # the dicts themselves (tests patch them)
 
 
-def register_format(name: str, summary: str, step: str | None = None) -> ExportStep:
-    return FORMATS.register(name, ExportStep(name, summary, step))
+def register_format(name: str, summary: str, step: str | None = None, requires: str | None = None,
+                    aliases: tuple[str, ...] = ()) -> ExportStep:
+    return FORMATS.register(name, ExportStep(name, summary, step, requires), aliases=aliases)
 
 
 def register_precision(name: str, summary: str, step: str | None = None) -> ExportStep:
     return PRECISIONS.register(name, ExportStep(name, summary, step))
 
 
-def list_formats() -> list[str]:
-    return FORMATS.names()
+def list_formats(aliases: bool = False) -> list[str]:
+    """Registered format names (with ``aliases=True`` also their other names, e.g. tflite for litert)."""
+    return FORMATS.names(aliases=aliases)
 
 
 def list_precisions() -> list[str]:
@@ -75,3 +84,5 @@ register_precision("int8", "model.int8.onnx: QDQ, calibrated on training images,
 
 register_format("onnx", "the ONNX files alone (ONNX Runtime, OpenVINO, TensorRT's trtexec)")
 register_format("tensorrt", "model.<precision>.engine built here with TensorRT's Python API", "edgekd.export.tensorrt_build:export_engine")
+register_format("litert", "model.tflite, model.fp16.tflite, model.int8.tflite (LiteRT, NHWC input) via litert-torch",
+                "edgekd.export.litert_export:export_litert", requires="edgekd.export.litert_export:check_converter", aliases=("tflite",))

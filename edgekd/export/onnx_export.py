@@ -138,10 +138,14 @@ def parity(session, model, x: np.ndarray, atol: float, rtol: float) -> dict:
 
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).float().numpy()
-    got = session.run(None, {"input": x})[0]
+    return parity_of(session.run(None, {"input": x})[0], ref, atol, rtol)
+
+
+def parity_of(got: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> dict:
+    """Max absolute and relative error of an exported model's output ``got`` against PyTorch's ``ref``, pass/fail."""
     diff = np.abs(got.astype(np.float64) - ref)
     return {
-        "images": int(x.shape[0]),
+        "images": int(ref.shape[0]),
         "max_abs_err": float(diff.max()),
         "max_rel_err": float(diff.max() / max(np.abs(ref).max(), 1e-12)),
         "atol": atol, "rtol": rtol,

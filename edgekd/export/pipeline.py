@@ -23,6 +23,8 @@ def run_export(run, fmt=None, precision=None, opset=None, atol=1e-3, rtol=1e-3, 
     """
     options = ExportOptions(opset, atol, rtol, parity_size, calib_size, calib_method, max_drop, eval_size, max_batch)
     options.check()
+    if fmt:
+        create_format(fmt).check_installed()  # before the checkpoint is read
     job = load_job(run, options, expect_task, log, allow_unfinished)
     if target:
         from ..config import load_target
@@ -37,9 +39,11 @@ def export(job: ExportJob, fmt: str | None = None, precision: str | None = None)
     """Run the steps of ``fmt`` and ``precision`` (registered in formats.py) on a loaded job."""
     from .onnx_export import export_fp32
 
-    fmt = fmt or job.cfg["export"].get("format", "onnx")
+    fmt = fmt or _profile_format(job)
     precision = precision or job.cfg["export"]["precision"]
-    format_step, precision_step = create_format(fmt).resolve(), create_precision(precision).resolve()
+    fmt_entry = create_format(fmt)
+    fmt_entry.check_installed()  # a missing converter is said before anything is written
+    fmt, format_step, precision_step = fmt_entry.name, fmt_entry.resolve(), create_precision(precision).resolve()
     # export.json says only what was written: the format is "onnx" until the format's builder has built its file.
     job.report.update(run=str(job.run_dir), format="onnx", precision=precision, **job.source)
     source = export_fp32(job)  # raises (after writing export.json) when the fp32 graph fails: nothing is built from it
@@ -60,3 +64,17 @@ def export(job: ExportJob, fmt: str | None = None, precision: str | None = None)
     if job.failures:
         raise EdgekdError("; ".join(job.failures) + f" (the checked files are left as they were; failing ones kept as *.failed.* in {job.run_dir})")
     return job.report
+
+
+def _profile_format(job: ExportJob) -> str:
+    """The profile's ``export.format``; ONNX with one line when its converter is not installed here (the mobile
+    profile deploys LiteRT, whose converter is an extra): a format the user named is refused instead."""
+    from ..errors import MissingDependencyError
+
+    fmt = job.cfg["export"].get("format", "onnx")
+    try:
+        create_format(fmt).check_installed()
+    except MissingDependencyError as e:
+        job.log(f"note: the profile deploys {fmt}, but {e}; writing the ONNX files only")
+        return "onnx"
+    return fmt

@@ -42,10 +42,10 @@ class BaseRunner:
     """
 
     name = "base"              # the registered backend name (set by register_backend)
-    model_kind = "onnx"        # the model files it runs: "onnx", "engine" (TensorRT) or "torch" (.pt)
+    model_kind = "onnx"        # the model files it runs: "onnx", "engine" (TensorRT), "tflite" (LiteRT) or "torch" (.pt)
     suffixes = (".onnx",)      # their file suffixes: edgekd bench tells the kind of a file from these
     file_noun = "an ONNX model"  # such a file, as messages name it
-    runtime = ""               # the target-file runtime it belongs to: onnxruntime, openvino, tensorrt, torch
+    runtime = ""               # the target-file runtime it belongs to: onnxruntime, openvino, tensorrt, litert, torch
     accelerator = "cpu"        # "cpu" or "cuda": an available accelerator backend wins over a CPU one in auto
     precisions = ("fp32", "int8")  # model precisions that run natively here (edgekd fit candidates)
     accuracy_batch = 8         # batch size of the accuracy pass
