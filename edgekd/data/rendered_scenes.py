@@ -42,7 +42,7 @@ class SyntheticScenes:
         if workers > 1 and len(todo) > 8:
             import multiprocessing as mp
 
-            with mp.get_context("fork").Pool(workers) as pool:
+            with mp.get_context("fork").Pool(workers, initializer=_worker_signals) as pool:
                 scenes = pool.starmap(render_scene, args, chunksize=max(1, len(todo) // (4 * workers)))
         else:
             scenes = [render_scene(*a) for a in args]
@@ -57,3 +57,11 @@ class SyntheticScenes:
         if self._cache is not None:
             self._cache[i] = s
         return s
+
+
+def _worker_signals() -> None:
+    """A render worker: SIGTERM (how the pool ends its workers) kills it quietly; Ctrl-C is the main process's to handle."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

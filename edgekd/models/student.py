@@ -60,7 +60,12 @@ class EncoderDecoder(nn.Module):
             self.encoder = create_timm(encoder_name, "student", features_only=True)
         except EdgekdError:
             raise
-        except Exception as e:  # a timm model without feature extraction
+        except Exception as e:  # a timm model without feature extraction, or torchvision's operators missing
+            from ..doctor import stack_problem
+
+            problem = stack_problem(e)
+            if problem:
+                raise EdgekdError(problem) from None
             raise EdgekdError(f"student {encoder_name!r} cannot be used as an encoder ({str(e)[:120]}); pick a CNN such as mobilenetv2_100") from None
         chs = list(self.encoder.feature_info.channels())
         self.encoder_head = _head_conv(encoder_name) if tap == "head" else None

@@ -28,6 +28,7 @@ from .data import make_train_loader, make_val_loader
 from .distributed import cleanup
 from .run_dir import check_run_dir, prepare_run_dir
 from .step import StepParts, TeacherFeatures, mixed_precision, train_step
+from .stop import Stopped, StopRequest, signal_name
 
 
 @torch.no_grad()
@@ -89,6 +90,7 @@ class Trainer:
         self._epoch_losses: list[dict] = []
         self._t_run, self._step0 = time.monotonic(), 0  # for the whole-run ETA
         self._last_save, self._saved_once = time.monotonic(), resume
+        self._stop = StopRequest(enabled=False)  # replaced while run() runs
         if resume:
             self._resume()
 
@@ -146,17 +148,30 @@ class Trainer:
         self._last_save, self._saved_once = time.monotonic(), self._resuming
         loader = make_train_loader(self.train_ds, self.sampler, workers, pin)
         fit_loader = make_val_loader(self.train_eval_ds, tc["batch_size"], workers, pin) if self.train_eval_ds is not None else None
-        if self.step == 0:
-            self._calibrate_and_diagnose()
-        while self.epoch < tc["epochs"] and not self._reached_max_steps():
-            last_batch = self._train_epoch(loader)
-            self._end_epoch(last_batch, val_loader, fit_loader)
+        with StopRequest(enabled=not self.dist.enabled) as self._stop:  # Ctrl-C / SIGTERM: save at the next step boundary
+            if self.step == 0:
+                self._calibrate_and_diagnose()
+            while self.epoch < tc["epochs"] and not self._reached_max_steps():
+                last_batch = self._train_epoch(loader)
+                if self._stop.requested and self.epoch_step < self.steps_per_epoch and not self._reached_max_steps():
+                    self._stop_at_boundary(save=True)
+                self._end_epoch(last_batch, val_loader, fit_loader)
+                if self._stop.requested and self.epoch < tc["epochs"] and not self._reached_max_steps():
+                    self._stop_at_boundary(save=False)  # _end_epoch has just written last.pt
         summary = {"run_dir": str(self.out), "epochs": self.epoch, "steps": self.step, "best": {self.task.primary_metric: self.best},
                    "final": self.last_metrics, "loss_weights": self.model.weights(), "diagnostics": self.diagnostics}
         if self.dist.is_main:
             atomic_write_json(self.out / "summary.json", summary)
         cleanup(self.dist)
         return summary
+
+    def _stop_at_boundary(self, save: bool):
+        """A signal arrived: keep this step's checkpoint and stop (the CLI exits 128 + the signal's number)."""
+        if save:
+            self._save_last(self.last_metrics)
+        signum = self._stop.signum
+        raise Stopped(f"stopped by {signal_name(signum)} after step {self.step} of {self.total_steps}: {self.out / 'last.pt'} "
+                      f"holds step {self.step}", signum, self.step)
 
     def _reached_max_steps(self) -> bool:
         max_steps = self.cfg["train"]["max_steps"]
@@ -181,7 +196,7 @@ class Trainer:
                 self._check_finite(pending)
                 self._after_check(bar)
             bar.update(1)
-            if self._reached_max_steps():
+            if self._reached_max_steps() or self._stop.requested:
                 break
         self._check_finite(pending)
         bar.close()
