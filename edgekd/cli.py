@@ -60,6 +60,16 @@ def _user_errors(fn):
         except KeyboardInterrupt as e:
             click.echo(_INTERRUPTED.get(fn.__name__, "interrupted; files already written are intact"), err=True)
             sys.exit(143 if isinstance(e, Terminated) else 130)
+        except OSError as e:
+            import errno
+
+            if e.errno not in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM):
+                raise
+            # a write that failed below edgekd's own (a runtime's file): the files edgekd wrote are atomic and intact
+            where = f" {e.filename}" if e.filename else ""
+            click.echo(f"error: cannot write{where} ({e.strerror}, {errno.errorcode[e.errno]}); files already written are intact; "
+                       "free space or choose a writable folder, then run again", err=True)
+            sys.exit(2)
         except RuntimeError as e:
             if "torchvision::" not in str(e):
                 raise

@@ -46,6 +46,9 @@ def evaluate(model, task, loader, device, amp_dtype=None) -> dict:
     return acc.compute()
 
 
+LOG_EVERY_S = 60.0  # a redirected log's line while training (the bar's place)
+
+
 def _silent(*args, **kwargs):
     pass
 
@@ -91,6 +94,7 @@ class Trainer:
         self._t_run, self._step0 = time.monotonic(), 0  # for the whole-run ETA
         self._last_save, self._saved_once = time.monotonic(), resume
         self._stop = StopRequest(enabled=False)  # replaced while run() runs
+        self._last_line = time.monotonic()
         if resume:
             self._resume()
 
@@ -146,6 +150,7 @@ class Trainer:
         val_loader = make_val_loader(self.val_ds, tc["batch_size"], workers, pin)
         self._t_run, self._step0 = time.monotonic(), self.step
         self._last_save, self._saved_once = time.monotonic(), self._resuming
+        self._last_line = time.monotonic()
         loader = make_train_loader(self.train_ds, self.sampler, workers, pin)
         fit_loader = make_val_loader(self.train_eval_ds, tc["batch_size"], workers, pin) if self.train_eval_ds is not None else None
         with StopRequest(enabled=not self.dist.enabled) as self._stop:  # Ctrl-C / SIGTERM: save at the next step boundary
@@ -196,11 +201,22 @@ class Trainer:
                 self._check_finite(pending)
                 self._after_check(bar)
             bar.update(1)
+            self._heartbeat()
             if self._reached_max_steps() or self._stop.requested:
                 break
         self._check_finite(pending)
         bar.close()
         return last_batch
+
+    def _heartbeat(self):
+        """In a redirected log (no bar), a line at least every LOG_EVERY_S seconds of training: the run is alive."""
+        now = time.monotonic()
+        if not self.progress or sys.stderr.isatty() or now - self._last_line < LOG_EVERY_S:
+            return
+        self._last_line = now
+        losses = "  ".join(f"{k} {v:.4g}" for k, v in (self._epoch_losses[-1] if self._epoch_losses else {}).items())
+        print(f"epoch {self.epoch + 1}/{self.cfg['train']['epochs']} step {self.step}/{self.total_steps}: {losses} "
+              f"[run ETA {self._run_eta()}]", flush=True)
 
     def _progress_bar(self):
         from tqdm.auto import tqdm
