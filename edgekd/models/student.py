@@ -170,6 +170,7 @@ def student_from_checkpoint(ckpt: dict, source: str = "checkpoint"):
     if not isinstance(ckpt, dict) or ckpt.get("format") != "edgekd-checkpoint" or "student" not in ckpt:
         raise EdgekdError(f"{source} is not an edgekd checkpoint (no edgekd student weights in it); give a run's best.pt or last.pt")
     cfg = ckpt["config"]
+    check_finite_weights(ckpt["student"], source)
     task = create_task(cfg["model"]["task"], **ckpt.get("task_args", {}))
     model = EncoderDecoder(cfg["model"]["student"], task, cfg["model"]["decoder_channels"], tap=cfg["model"].get("student_tap", "stage"))
     try:
@@ -177,3 +178,11 @@ def student_from_checkpoint(ckpt: dict, source: str = "checkpoint"):
     except RuntimeError as e:
         raise EdgekdError(f"{source}: the student weights do not fit {cfg['model']['student']} ({str(e).splitlines()[0][:150]})") from None
     return model, task, cfg
+
+
+def check_finite_weights(state: dict, source: str) -> None:
+    """A damaged file or a diverged run: NaN/Inf weights are refused before anything is built or written from them."""
+    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise EdgekdError(f"{source} holds NaN or infinite weights ({len(bad)} tensors, first: {bad[0]}); the file is damaged or "
+                          "its run diverged: use another run's best.pt")

@@ -36,6 +36,20 @@ def read_raw(path) -> np.ndarray:
         raise EdgekdError(f"cannot read {path} ({type(e).__name__}); remove or replace the file") from None
 
 
+def read_depth_png(path) -> np.ndarray:
+    """A depth PNG in millimetres (16-bit integers, one channel) as metres (float32); any other kind is refused in one line."""
+    raw = read_raw(path)
+    if raw.ndim != 2:
+        raise EdgekdError(f"depth map {path} has {raw.shape[2]} channels (an image, not a depth map); depth PNGs hold millimetres "
+                          "as one 16-bit channel")
+    if raw.dtype == np.uint8 or raw.dtype == bool:
+        raise EdgekdError(f"depth map {path} is {'1' if raw.dtype == bool else '8'}-bit: it cannot hold millimetres (0-255 mm at "
+                          "most); save depth as a 16-bit PNG of millimetres (uint16)")
+    if raw.dtype.kind not in "iu":
+        raise EdgekdError(f"depth map {path} holds {raw.dtype} values; depth PNGs hold millimetres as 16-bit integers")
+    return raw.astype(np.float32) / 1000.0
+
+
 def images_in(d: Path, recursive: bool = False) -> list[Path]:
     it = d.rglob("*") if recursive else d.glob("*")
     return sorted(p for p in it if p.suffix.lower() in IMAGE_EXT and p.is_file())

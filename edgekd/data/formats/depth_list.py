@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import EdgekdError
-from .common import VAL_NAMES, Reader, limit, read_raw, read_rgb
+from .common import VAL_NAMES, Reader, limit, read_depth_png, read_rgb
 
 class DepthList(Reader):
     """``rgb,depth`` rows (CSV or whitespace); paths relative to the list file; depth PNG in mm."""
@@ -39,7 +39,7 @@ class DepthList(Reader):
 
     def __getitem__(self, i):
         a, b = self.items[i]
-        return {"image": read_rgb(a), "depth": read_raw(b).astype(np.float32) / 1000.0}
+        return {"image": read_rgb(a), "depth": read_depth_png(b)}
 
 
 def _list_file(path: Path, split: str) -> Path:
