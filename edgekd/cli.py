@@ -699,7 +699,8 @@ def export(run, fmt, precision, **kw):
 @click.option("--warmup-iters", type=click.IntRange(min=0), default=None, help="Untimed runs first, at least 10 [profile: 10].")
 @click.option("--warmup-time", type=click.FloatRange(min=0), default=None, help="...and at least this many seconds, at least 0.2 [profile: 0.2].")
 @click.option("--no-accuracy", is_flag=True, help="Latency only (any ONNX model; no validation data needed).")
-@click.option("--json", "json_path", type=click.Path(), default=None, help="Write every figure and the environment here.")
+@click.option("--json", "json_path", type=click.Path(), default=None,
+              help="Write every figure and the environment here [RUN/bench/<file>.json for a model in a run directory].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def bench(model, json_path, no_accuracy, quiet, **kw):
@@ -718,6 +719,7 @@ def bench(model, json_path, no_accuracy, quiet, **kw):
 
     result = run_bench(model, accuracy_check=not no_accuracy, show_progress=not quiet, **kw)
     click.echo(format_table(result))
+    json_path = json_path or _run_bench_path(model)
     if json_path:
         from .fileio import atomic_write_json
 
@@ -725,6 +727,16 @@ def bench(model, json_path, no_accuracy, quiet, **kw):
         click.echo(f"wrote {json_path}")
     if "budget" in result and result["budget"]["pass"] is False:
         click.echo(f"latency budget of {result['budget']['target']} missed", err=True)
+
+
+def _run_bench_path(model: str):
+    """A model inside a run directory (config.json or export.json beside it): RUN/bench/<file>.json, which edgekd report reads."""
+    from pathlib import Path
+
+    folder = Path(model).parent
+    if (folder / "config.json").exists() or (folder / "export.json").exists():
+        return str(folder / "bench" / f"{Path(model).name}.json")
+    return None
 
 
 # --------------------------------------------------------------------------- teacher
