@@ -115,7 +115,7 @@ def cli():
 
     \b
     A first run on a CPU (under a minute):
-      edgekd distill --task depth --epochs 2 --train-size 64 --val-size 16 --image-size 64 96 --out runs/quick
+      edgekd distill --task depth --epochs 12 --train-size 192 --val-size 32 --image-size 64 96 --out runs/quick
       edgekd export runs/quick                      # model.onnx (+ the profile's precision)
       edgekd bench runs/quick/model.onnx            # latency and accuracy on this machine
       edgekd report runs/quick                      # figures and a page
@@ -280,7 +280,7 @@ def distill(**kw):
     Writes into the run directory: config.json (resolved), metrics.jsonl, steps.jsonl,
     spectrum.jsonl (singular values of the projector per epoch), last.pt, best.pt, summary.json.
     The full recipe wants a GPU; on a CPU shrink it, e.g.
-      edgekd distill --task depth --epochs 2 --train-size 64 --val-size 16 --image-size 64 96
+      edgekd distill --task depth --epochs 12 --train-size 192 --val-size 32 --image-size 64 96
     Multi-GPU: torchrun --nproc-per-node N -m edgekd distill ...
     """
     cfg, out = _check_distill(kw)

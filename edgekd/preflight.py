@@ -196,7 +196,7 @@ def gpu_recipe_warning(cfg: dict, n_train: int, total_steps: int | None = None) 
     total = est["train_s"] + est["eval_s"] + est["render_s"]
     return (f"warning: this recipe ({est['steps']} steps of {tc['batch_size']} images at {h}x{w}) is meant for a GPU; on this CPU "
             f"expect about {format_duration(total)} (an estimate from the CPU step times in benchmarks/train_speed.md scaled by "
-            "pixels x batch; measured on 2 cores). A first run: --epochs 2 --train-size 64 --val-size 16 --image-size 64 96")
+            "pixels x batch; measured on 2 cores). A first run: --epochs 12 --train-size 192 --val-size 32 --image-size 64 96")
 
 
 def will_run_on_cpu(device: str) -> bool:

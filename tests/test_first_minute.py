@@ -115,3 +115,19 @@ def test_doctor_lists_the_environment_and_its_problems(monkeypatch):
     monkeypatch.setattr(doctor, "stack_problem", lambda error=None: "torch 2.13.0+cpu and torchvision 0.28.0 do not match; fix: pip install X")
     res = run_cli(["doctor"], expect=1)
     assert "problem: torch 2.13.0+cpu and torchvision 0.28.0 do not match; fix: pip install X" in res.output
+
+
+def test_bench_of_a_run_lands_in_the_run_and_the_report_shows_it(depth_run, depth_onnx, tmp_path):
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(depth_run, run)
+    run_cli(["bench", run / "model.onnx", "--min-iters", "3", "--min-time", "0", "--warmup-iters", "1", "--warmup-time", "0",
+             "--val-size", "2", "--quiet"])
+    rec = json.loads((run / "bench" / "model.onnx.json").read_text())
+    run_cli(["report", run])
+    md = (run / "report" / "report.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| fp32 | model.onnx |"))
+    assert f"{rec['latency']['batch1']['p50_ms']:.2f}" in row and "no latency yet" not in md
+    assert "| metric | validation | training scenes |" in md and "| d1 (primary) |" in md  # a table, not one long line

@@ -94,6 +94,7 @@ class Trainer:
         self._t_run, self._step0 = time.monotonic(), 0  # for the whole-run ETA
         self._last_save, self._saved_once = time.monotonic(), resume
         self._stop = StopRequest(enabled=False)  # replaced while run() runs
+        self._carried_losses: list[dict] = []
         self._last_line = time.monotonic()
         if resume:
             self._resume()
@@ -145,6 +146,7 @@ class Trainer:
 
             prepare_run_dir(self.out, self._resuming, self._overwrite, self.step)
             save_resolved(self.cfg, self.out)
+        self._carried_losses = self._losses_of_this_epoch() if self._resuming and self.epoch_step else []
         pin = self.device.type == "cuda"
         workers = min(tc["workers"], os.cpu_count() or 1)  # more loader processes than cores only thrash
         val_loader = make_val_loader(self.val_ds, tc["batch_size"], workers, pin)
@@ -170,6 +172,14 @@ class Trainer:
         cleanup(self.dist)
         return summary
 
+    def _losses_of_this_epoch(self) -> list:
+        """The logged losses of the steps of this epoch before the checkpoint (steps.jsonl), so that the epoch's mean
+        training losses are the same whether or not the run was interrupted."""
+        from ..fileio import read_jsonl
+
+        rows = [r for r in read_jsonl(self.out / "steps.jsonl") if r.get("epoch") == self.epoch and r.get("step", 0) <= self.step]
+        return [{k: v for k, v in r.items() if k not in ("step", "epoch", "lr")} for r in rows]
+
     def _stop_at_boundary(self, save: bool):
         """A signal arrived: keep this step's checkpoint and stop (the CLI exits 128 + the signal's number)."""
         if save:
@@ -186,7 +196,7 @@ class Trainer:
         """Steps from ``epoch_step`` to the end of the epoch (or ``max_steps``); returns the last batch."""
         self.sampler.set_epoch(self.epoch, self.epoch_step)
         self.ddp_model.train()
-        self._epoch_losses = []
+        self._epoch_losses, self._carried_losses = self._carried_losses, []  # a mid-epoch resume: the steps before it count
         pending, last_batch = [], None
         check_every = 1 if self.device.type == "cpu" else 10  # each check is a host sync
         bar = self._progress_bar()
