@@ -20,6 +20,7 @@ from .bench.runners.base import list_backends
 from .distill.registry import list_distances, list_projections
 from .errors import EdgekdError
 from .export.formats import list_formats, list_precisions
+from .train.stop import Stopped, Terminated
 
 
 # What Ctrl-C leaves behind differs per verb; distill words its own (it knows whether last.pt exists).
@@ -53,9 +54,32 @@ def _user_errors(fn):
                        f"only benches); install training with: pip install 'edgekd[train]' (CPU-only torch for a laptop: "
                        f"pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu first)", err=True)
             sys.exit(2)
-        except KeyboardInterrupt:
+        except Stopped as e:  # a run of the grid saved its step (train/stop.py)
+            click.echo(f"{e}; finished runs are kept: run the same command again (same --out) to continue", err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt as e:
             click.echo(_INTERRUPTED.get(fn.__name__, "interrupted; files already written are intact"), err=True)
-            sys.exit(130)
+            sys.exit(143 if isinstance(e, Terminated) else 130)
+        except OSError as e:
+            import errno
+
+            if e.errno not in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM):
+                raise
+            # a write that failed below edgekd's own (a runtime's file): the files edgekd wrote are atomic and intact
+            where = f" {e.filename}" if e.filename else ""
+            click.echo(f"error: cannot write{where} ({e.strerror}, {errno.errorcode[e.errno]}); files already written are intact; "
+                       "free space or choose a writable folder, then run again", err=True)
+            sys.exit(2)
+        except RuntimeError as e:
+            if "torchvision::" not in str(e):
+                raise
+            from .doctor import stack_problem  # torchvision's compiled operators did not load: say which install is wrong
+
+            problem = stack_problem(e)
+            if problem is None:
+                raise
+            click.echo(f"error: {problem}", err=True)
+            sys.exit(2)
 
     return wrapper
 
@@ -91,7 +115,7 @@ def cli():
 
     \b
     A first run on a CPU (under a minute):
-      edgekd distill --task depth --epochs 2 --train-size 64 --val-size 16 --image-size 64 96 --out runs/quick
+      edgekd distill --task depth --epochs 12 --train-size 192 --val-size 32 --image-size 64 96 --out runs/quick
       edgekd export runs/quick                      # model.onnx (+ the profile's precision)
       edgekd bench runs/quick/model.onnx            # latency and accuracy on this machine
       edgekd report runs/quick                      # figures and a page
@@ -270,62 +294,140 @@ def distill(**kw):
     Writes into the run directory: config.json (resolved), metrics.jsonl, steps.jsonl,
     spectrum.jsonl (singular values of the projector per epoch), last.pt, best.pt, summary.json.
     The full recipe wants a GPU; on a CPU shrink it, e.g.
-      edgekd distill --task depth --epochs 2 --train-size 64 --val-size 16 --image-size 64 96
+      edgekd distill --task depth --epochs 12 --train-size 192 --val-size 32 --image-size 64 96
     Multi-GPU: torchrun --nproc-per-node N -m edgekd distill ...
     """
-    from pathlib import Path
-
-    if kw["resume"] and kw["overwrite"]:
-        raise EdgekdError("--resume and --overwrite contradict each other: --resume continues the run in --out, --overwrite replaces it; give one")
-    cfg = resolve_config(kw)
-    out = Path(kw["out"] or f"runs/{cfg['model']['task']}-{cfg['profile']['name']}")
-    if kw["resume"] and (out / "config.json").exists():
-        cfg = _resume_config(kw, out)
-    _check_teacher_options(cfg, kw)
+    cfg, out = _check_distill(kw)
     if kw["print_config"]:
         import json
 
         click.echo(json.dumps(cfg, indent=2))
         return
     _set_threads(kw["threads"])
-    from .fileio import check_out_dir
+    from .run_lock import RunLock
     from .train.loop import Trainer
-    from .train.tracking import check_tracker, open_mirrors
+    from .train.stop import Stopped, Terminated, report_sigterm
 
-    check_tracker(kw["tracker"])
-    check_out_dir(out)
+    report_sigterm()  # until the loop takes over: SIGTERM is reported like Ctrl-C, not a silent exit
     try:
-        trainer = Trainer(cfg, out, resume=kw["resume"], overwrite=kw["overwrite"], progress=not kw["quiet"])
-        trainer.mirrors = open_mirrors(kw["tracker"], out, trainer.step) if trainer.dist.is_main else []
-        if trainer.dist.is_main and not kw["quiet"]:
-            _describe_run(trainer)
-        if trainer.dist.is_main and trainer.warmup_note:
-            click.echo(trainer.warmup_note, err=True)
-        for line in trainer.data_warnings if trainer.dist.is_main else ():
-            click.echo(line, err=True)
-        _warn_gpu_recipe_on_cpu(trainer)
-        summary = trainer.run()
-    except KeyboardInterrupt:
+        with RunLock(out, "distill", enabled=not _is_worker_rank()):
+            summary, trainer = _train(Trainer, cfg, out, kw)
+    except Stopped as e:
+        click.echo(f"{e}; continue with: edgekd distill --resume --out {out}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt as e:
+        code = 143 if isinstance(e, Terminated) else 130
+        what = "stopped by SIGTERM" if code == 143 else "interrupted"
         if (out / "last.pt").exists():
-            click.echo(f"interrupted; {out / 'last.pt'} is kept: continue with edgekd distill --resume --out {out}", err=True)
+            click.echo(f"{what}; {out / 'last.pt'} is kept: continue with edgekd distill --resume --out {out}", err=True)
         else:
-            click.echo("interrupted before the first checkpoint: nothing to resume; run the command again", err=True)
-        sys.exit(130)
+            click.echo(f"{what} before the first checkpoint: nothing to resume; run the command again", err=True)
+        sys.exit(code)
     if trainer.dist.is_main:
         click.echo(f"done: {summary['steps']} steps; best {trainer.task.primary_metric} {summary['best'][trainer.task.primary_metric]:.4f}; run in {out}")
         if trainer.device.type == "cpu" and cfg["train"]["epochs"] * trainer.steps_per_epoch < 1000:
             click.echo(f"for the full recipe run on a GPU: {full_recipe_command(cfg)}")
 
 
+def _train(trainer_class, cfg: dict, out, kw: dict):
+    """Build the run, say what it is, train it: (summary, trainer)."""
+    from .train.tracking import open_mirrors
+
+    trainer = trainer_class(cfg, out, resume=kw["resume"], overwrite=kw["overwrite"], progress=not kw["quiet"])
+    trainer.mirrors = open_mirrors(kw["tracker"], out, trainer.step) if trainer.dist.is_main else []
+    if trainer.dist.is_main and not kw["quiet"]:
+        _describe_run(trainer)
+    if trainer.dist.is_main and trainer.warmup_note:
+        click.echo(trainer.warmup_note, err=True)
+    for line in trainer.data_warnings if trainer.dist.is_main else ():
+        click.echo(line, err=True)
+    _warn_gpu_recipe_on_cpu(trainer)
+    return trainer.run(), trainer
+
+
+def _check_distill(kw: dict):
+    """Every name, file, option and the output folder of ``distill``, checked before any data is read or model built;
+    all mistakes at once (one line each).  Then the GPU-recipe-on-CPU warning, before the work it warns about."""
+    from pathlib import Path
+
+    from .preflight import Problems
+
+    problems = Problems()
+    if kw["resume"] and kw["overwrite"]:
+        problems.append("--resume and --overwrite contradict each other: --resume continues the run in --out, --overwrite replaces it; give one")
+    cfg = problems.run(resolve_config, kw)
+    out = Path(kw["out"] or (f"runs/{cfg['model']['task']}-{cfg['profile']['name']}" if cfg else "runs/run"))
+    if cfg is not None and kw["resume"] and (out / "config.json").exists():
+        cfg = problems.run(_resume_config, kw, out)
+    if cfg is None:  # the recipe itself is refused: still check what the options name
+        _check_raw_options(kw, problems)
+        problems.raise_if_any()
+    _check_distill_parts(cfg, kw, out, problems)
+    from .train.tracking import check_tracker
+
+    problems.run(check_tracker, kw["tracker"])
+    problems.raise_if_any()
+    _warn_before_work(cfg)
+    return cfg, out
+
+
+def _check_distill_parts(cfg: dict, kw: dict, out, problems) -> None:
+    from .preflight import check_data, check_student, check_teacher_names
+    from .train.run_dir import check_run_dir
+
+    problems.run(_check_teacher_options, cfg, kw)
+    problems.run(check_teacher_names, cfg, _teacher_kind(cfg["distill"]["teacher"]))
+    problems.run(check_student, cfg)
+    problems.run(check_data, cfg, detect=not kw["print_config"])  # --print-config shows a recipe for data to come
+    if not kw["print_config"]:
+        from .run_lock import check_unlocked
+
+        problems.run(check_run_dir, out, kw["resume"], kw["overwrite"], True)
+        problems.run(check_unlocked, out)
+
+
+def _check_raw_options(kw: dict, problems) -> None:
+    """The files and the student an option names, when the recipe they belong to could not be resolved."""
+    from pathlib import Path
+
+    from .preflight import check_timm_name
+
+    if kw.get("student"):
+        problems.run(check_timm_name, kw["student"], "student")
+    if kw.get("data") and kw["data"] != "synthetic" and not Path(kw["data"]).expanduser().exists():
+        problems.append(f"data path {kw['data']} does not exist; give an existing folder/file or --data synthetic")
+    w = kw.get("teacher_weights")
+    if w and w.strip().lower() != "imagenet" and "=" not in w and _weights_file_missing(w):
+        problems.append(f"teacher weights file {w} does not exist; give a local .pth/.pt/.safetensors file")
+
+
+def _warn_before_work(cfg: dict) -> None:
+    from .preflight import gpu_recipe_warning, train_size_known, will_run_on_cpu
+
+    n = train_size_known(cfg)
+    if n and will_run_on_cpu(cfg["train"]["device"]) and not _is_worker_rank():
+        line = gpu_recipe_warning(cfg, n)
+        if line:
+            click.echo(line, err=True)
+
+
+def _is_worker_rank() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") != "0"
+
+
 def _warn_gpu_recipe_on_cpu(trainer) -> None:
     """One line when a recipe sized for a GPU is about to run on a CPU (the full jetson recipe: 1,225 steps
     of 16 images at 256x320, about 1.6e9 image pixels; the README's quick start: 8e5)."""
-    cfg = trainer.cfg
-    h, w = cfg["data"]["image_size"]
-    work = trainer.total_steps * cfg["train"]["batch_size"] * h * w
-    if trainer.dist.is_main and trainer.device.type == "cpu" and work > 1e8:
-        click.echo(f"warning: this recipe ({trainer.total_steps} steps of {cfg['train']['batch_size']} images at {h}x{w}) is meant for a GPU; "
-                   "on this CPU expect hours. A first run: --epochs 2 --train-size 64 --val-size 16 --image-size 64 96", err=True)
+    from .preflight import gpu_recipe_warning, train_size_known
+
+    if train_size_known(trainer.cfg):
+        return  # said before the data was rendered (_warn_before_work)
+    if trainer.dist.is_main and trainer.device.type == "cpu":
+        line = gpu_recipe_warning(trainer.cfg, len(trainer.train_src), trainer.total_steps)
+        if line:
+            click.echo(line, err=True)
 
 
 def _set_threads(n: int | None) -> None:
@@ -523,8 +625,13 @@ def compare(**kw):
         check_teacher_spec(t, grid.weights.get(t))
     _check_grid_teachers(grid.teachers, grid.weights)
     out = check_out_dir(kw["out"])
-    run_compare(cfg, grid, out, echo=click.echo, progress=not kw["quiet"], set_threads=lambda: _set_threads(kw["threads"]),
-                restart=kw["restart"])
+    from .run_lock import RunLock
+    from .train.stop import report_sigterm
+
+    report_sigterm()
+    with RunLock(out, "compare"):
+        run_compare(cfg, grid, out, echo=click.echo, progress=not kw["quiet"], set_threads=lambda: _set_threads(kw["threads"]),
+                    restart=kw["restart"])
 
 
 # Options and keys compare sets itself per cell and seed: a value given for them would be ignored.
@@ -611,9 +718,17 @@ def export(run, fmt, precision, **kw):
     its best.pt (with a note), its last.pt only with --allow-unfinished.  Every file records that
     checkpoint's step and sha256, so report and bench can tell a file the run has moved past.
     """
-    from .export import run_export
+    from pathlib import Path
 
-    run_export(run, fmt, precision, log=click.echo, **kw)  # no --precision: the profile's (export.precision)
+    from .export import run_export
+    from .run_lock import RunLock
+
+    from .train.stop import report_sigterm
+
+    report_sigterm()
+    folder = Path(run) if Path(run).is_dir() else Path(run).parent
+    with RunLock(folder, "export", enabled=Path(run).exists()):  # a missing RUN is refused by run_export in one line
+        run_export(run, fmt, precision, log=click.echo, **kw)  # no --precision: the profile's (export.precision)
 
 
 # --------------------------------------------------------------------------- bench
@@ -635,7 +750,8 @@ def export(run, fmt, precision, **kw):
 @click.option("--no-accuracy", is_flag=True, help="Latency only (any ONNX model; no validation data needed).")
 @click.option("--shape", default=None, metavar="HxW", callback=lambda c, p, v: _parse_hw(v),
               help="Image size to time a model with a dynamic input size at [224x224].")
-@click.option("--json", "json_path", type=click.Path(), default=None, help="Write every figure and the environment here.")
+@click.option("--json", "json_path", type=click.Path(), default=None,
+              help="Write every figure and the environment here [RUN/bench/<file>.json for a model in a run directory].")
 @click.option("--compare-to", type=click.Path(), default=None,
               help="An earlier --json result: latency ratios, or why the two are incomparable (device state).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -672,6 +788,7 @@ def bench(model, json_path, no_accuracy, quiet, **kw):
 
     result = run_bench(model, accuracy_check=not no_accuracy, show_progress=not quiet, **kw)
     click.echo(format_table(result))
+    json_path = json_path or _run_bench_path(model)
     if json_path:
         from .fileio import atomic_write_json
 
@@ -707,6 +824,16 @@ def _bench_run_dir(run_dir, json_path, no_accuracy, quiet, kw) -> None:
 
         atomic_write_json(json_path, result)
         click.echo(f"wrote {json_path}")
+
+
+def _run_bench_path(model: str):
+    """A model inside a run directory (config.json or export.json beside it): RUN/bench/<file>.json, which edgekd report reads."""
+    from pathlib import Path
+
+    folder = Path(model).parent
+    if (folder / "config.json").exists() or (folder / "export.json").exists():
+        return str(folder / "bench" / f"{Path(model).name}.json")
+    return None
 
 
 # --------------------------------------------------------------------------- teacher
@@ -787,6 +914,31 @@ def fit(**kw):
                      min_time=kw["min_time"], rounds=kw["rounds"], train_epochs=kw["train_epochs"], sets=kw["sets"],
                      out=kw["out"], write_profile=kw["write_profile"], log=click.echo)
     click.echo(format_table(result))
+
+
+# --------------------------------------------------------------------------- doctor
+@cli.command()
+def doctor():
+    """What this environment holds, and each problem in one line with the command that fixes it.
+
+    \b
+    Versions of torch, torchvision, timm, onnx, onnxruntime and the optional backends (openvino,
+    ai-edge-litert, tensorrt), whether torch and torchvision were built for each other (torchvision's
+    compiled operators load), torch's devices, onnxruntime's execution providers, and which weight
+    packages are installed.  Exit code 1 when a problem was found.
+    """
+    from .doctor import doctor_report
+
+    rep = doctor_report()
+    width = max(len(label) for label, _ in rep.lines)
+    for label, text in rep.lines:
+        click.echo(f"{label:{width}s}  {text}")
+    if rep.problems:
+        click.echo("")
+        for line in rep.problems:
+            click.echo(f"problem: {line}")
+        sys.exit(1)
+    click.echo("\nno problems found")
 
 
 # --------------------------------------------------------------------------- data

@@ -455,6 +455,8 @@ def _read_toml(path: Path, what: str) -> dict:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise EdgekdError(f"{what} {path} is not valid TOML ({e}); fix the syntax at that line") from None
+    except UnicodeDecodeError as e:
+        raise EdgekdError(f"{what} {path} is not valid TOML (not UTF-8 text: byte {e.start}); save it as UTF-8 text") from None
     except OSError as e:
         raise EdgekdError(f"cannot read {what} {path}: {e.strerror}") from None
 

@@ -25,22 +25,54 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
         raise EdgekdError(f"cannot write to {path.parent}: {e.strerror}; choose a writable directory (--out)") from None
+    existed = path.exists()
+    recorder = None
     try:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, mode) as f:
-            write(f)
+            recorder = _WriteErrors(f)
+            write(recorder)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        raise
+        cause = e if isinstance(e, OSError) else (recorder.error if recorder is not None else None)
+        if cause is None or isinstance(e, EdgekdError):
+            raise
+        kept = f"the previous {path.name} is intact" if existed else f"no {path.name} was written"
+        raise EdgekdError(f"cannot write {path} ({_os_error(cause)}); {kept}; free space or choose another --out, then run again") from None
     return path
+
+
+def _os_error(e: OSError) -> str:
+    import errno
+
+    name = errno.errorcode.get(e.errno, "") if e.errno else ""
+    return f"{e.strerror or e}{', ' + name if name else ''}"
+
+
+class _WriteErrors:
+    """A file object that remembers the first OSError of a write: torch.save reports a full disk as
+    'unexpected pos' (a RuntimeError), and the cause would be lost."""
+
+    def __init__(self, f):
+        self._f, self.error = f, None
+
+    def write(self, data):
+        try:
+            return self._f.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
@@ -65,10 +97,25 @@ def _json_default(o):
 
 
 def append_jsonl(path, obj: Any) -> None:
-    """Append one JSON line (metrics logs are append-only; a torn last line is skipped on read)."""
-    with open(path, "a") as f:
-        f.write(json.dumps(obj, default=_json_default) + "\n")
-        f.flush()
+    """Append one JSON line (metrics logs are append-only; a torn last line is skipped on read).
+
+    A failed write (a full disk) is cut back to the lines before it, so the next append starts on a line of its own."""
+    data = memoryview((json.dumps(obj, default=_json_default) + "\n").encode())
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            start = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                while data:  # a write to a nearly full disk may be short before it fails
+                    data = data[os.write(fd, data):]
+            except OSError:
+                os.ftruncate(fd, start)
+                raise
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise EdgekdError(f"cannot append to {path} ({_os_error(e)}); the lines already in it are intact; free space or choose "
+                          "another --out, then run again (distill: --resume continues from last.pt)") from None
 
 
 def read_jsonl(path) -> list:

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ["EDGEKD_CACHE"] = "off"  # no scene cache under ~/.cache from tests; tests of the cache set their own folder
 
 def tiny(epochs=1, train=8, val=4, batch=4):
     return ["--image-size", "64", "64", "--train-size", str(train), "--val-size", str(val), "--batch-size", str(batch),

@@ -420,6 +420,36 @@ def case_eight_bit_depth_png(t, run):
         Image.fromarray(np.full((8, 10), 200, np.uint8)).save(d / f"{split}_d.png")
         (d / f"{split}.csv").write_text(f"{split}.jpg,{split}_d.png\n")
     return [*D, "--data", d, "--out", t / "run"], "is an 8-bit depth PNG (values 200-200)"
+def case_student_typo_by_prefix(t, run):
+    return [*D, "--student", "mobilenetv2_10"], "did you mean mobilenetv2_100"
+
+
+def case_checkpoint_with_nan_weights(t, run):
+    ck = torch.load(run / "last.pt", weights_only=True)
+    ck["student"][next(iter(ck["student"]))].fill_(float("nan"))
+    t.mkdir(parents=True, exist_ok=True)
+    torch.save(ck, t / "nan.pt")
+    return ["export", t / "nan.pt"], "holds NaN or infinite weights"
+
+
+def case_depth_png_of_8_bits(t, run):
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).parent / "faults"))
+    import faultlib
+
+    faultlib.write_depth_list(t / "d", depth=np.full((16, 16), 25, np.uint8))
+    return ["data", "inspect", t / "d", "--task", "depth"], "is 8-bit: it cannot hold millimetres"
+
+
+def case_profile_not_utf8(t, run):
+    p = t / "p.toml"
+    t.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(b'target = "x86-server"\n# \xff\xfe\n')
+    return ["distill", "--profile", p], "not UTF-8 text"
 
 
 CASES = {name[5:]: fn for name, fn in list(globals().items()) if name.startswith("case_")}

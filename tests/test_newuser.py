@@ -196,28 +196,13 @@ def test_progress_speaks_in_plain_lines_with_a_run_eta(tmp_path):
 
 
 def test_gpu_recipe_on_cpu_is_warned(tmp_path):
-    from types import SimpleNamespace
-
-    import torch
-
-    from edgekd.cli import _warn_gpu_recipe_on_cpu
     from edgekd.config import load_profile
+    from edgekd.preflight import gpu_recipe_warning
 
-    def warn(cfg, steps):
-        t = SimpleNamespace(cfg=cfg, total_steps=steps, device=torch.device("cpu"), dist=SimpleNamespace(is_main=True))
-        from click.testing import CliRunner
-
-        import click
-
-        @click.command()
-        def cmd():
-            _warn_gpu_recipe_on_cpu(t)
-
-        return CliRunner().invoke(cmd).stderr
-
-    assert "is meant for a GPU" in warn(load_profile("jetson"), 1225)
-    small = load_profile("jetson", {"data": {"image_size": [64, 96]}})
-    assert warn(small, 8) == ""
+    # said before any scene is rendered (tests/test_first_minute.py), from the recipe alone
+    assert "is meant for a GPU" in gpu_recipe_warning(load_profile("jetson"), 795)
+    small = load_profile("jetson", {"data": {"image_size": [64, 96]}, "train": {"epochs": 2}})
+    assert gpu_recipe_warning(small, 64) == ""
 
 
 @pytest.fixture(scope="module")

@@ -27,26 +27,48 @@ class SyntheticScenes:
     def __len__(self):
         return self.n
 
-    def prerender(self, workers: int = 0) -> None:
-        """Render every scene once into the cache, in ``workers`` processes.
+    def prerender(self, workers: int = 0, progress=None) -> int:
+        """Render every scene once into the memory cache, in ``workers`` processes; returns how many were read from
+        the disk cache (scene_cache.py) instead of rendered.  ``progress(done, total)`` is called as scenes arrive.
 
-        Done before the data loader starts, so its forked workers share the
-        cache and training never waits for the ray caster.
+        Done before the data loader starts, so its forked workers share the cache and training never waits
+        for the ray caster.
         """
         if self._cache is None:
-            return
-        todo = [i for i in range(self.n) if i not in self._cache]
-        if not todo:
-            return
-        args = [(self.height, self.width, self.seed, self.split, i) for i in todo]
+            return 0
+        from . import scene_cache
+
+        folder = scene_cache.scene_folder(self.height, self.width, self.seed, self.split)
+        todo, from_disk = [], 0
+        for i in range(self.n):
+            if i in self._cache:
+                continue
+            scene = scene_cache.load(folder, i)
+            if scene is None:
+                todo.append(i)
+            else:
+                self._cache[i], from_disk = scene, from_disk + 1
+        total, done = len(todo), 0
+        if progress is not None and total:
+            progress(0, total)
+        for i, scene in self._render(todo, workers, folder):
+            self._cache[i] = scene
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        return from_disk
+
+    def _render(self, todo: list, workers: int, folder):
+        """(index, scene) of every index in ``todo``, rendered (in a pool when it pays) and stored on disk."""
+        args = [(self.height, self.width, self.seed, self.split, i, folder) for i in todo]
         if workers > 1 and len(todo) > 8:
             import multiprocessing as mp
 
-            with mp.get_context("fork").Pool(workers) as pool:
-                scenes = pool.starmap(render_scene, args, chunksize=max(1, len(todo) // (4 * workers)))
+            with mp.get_context("fork").Pool(workers, initializer=_worker_signals) as pool:
+                yield from pool.imap_unordered(_render_and_store, args, chunksize=max(1, min(16, len(todo) // (8 * workers))))
         else:
-            scenes = [render_scene(*a) for a in args]
-        self._cache.update(zip(todo, scenes))
+            for a in args:
+                yield _render_and_store(a)
 
     def __getitem__(self, i: int) -> dict:
         if i < 0 or i >= self.n:
@@ -57,3 +79,20 @@ class SyntheticScenes:
         if self._cache is not None:
             self._cache[i] = s
         return s
+
+
+def _render_and_store(args) -> tuple:
+    from . import scene_cache
+
+    h, w, seed, split, i, folder = args
+    scene = render_scene(h, w, seed, split, i)
+    scene_cache.store(folder, i, scene)
+    return i, scene
+
+
+def _worker_signals() -> None:
+    """A render worker: SIGTERM (how the pool ends its workers) kills it quietly; Ctrl-C is the main process's to handle."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -60,7 +60,12 @@ class EncoderDecoder(nn.Module):
             self.encoder = create_timm(encoder_name, "student", features_only=True)
         except EdgekdError:
             raise
-        except Exception as e:  # a timm model without feature extraction
+        except Exception as e:  # a timm model without feature extraction, or torchvision's operators missing
+            from ..doctor import stack_problem
+
+            problem = stack_problem(e)
+            if problem:
+                raise EdgekdError(problem) from None
             raise EdgekdError(f"student {encoder_name!r} cannot be used as an encoder ({str(e)[:120]}); pick a CNN such as mobilenetv2_100") from None
         chs = list(self.encoder.feature_info.channels())
         self.encoder_head = _head_conv(encoder_name) if tap == "head" else None
@@ -162,6 +167,7 @@ def student_from_checkpoint(ckpt: dict, source: str = "checkpoint"):
     if not isinstance(ckpt, dict) or ckpt.get("format") != "edgekd-checkpoint" or "student" not in ckpt:
         raise EdgekdError(f"{source} is not an edgekd checkpoint (no edgekd student weights in it); give a run's best.pt or last.pt")
     cfg = ckpt["config"]
+    check_finite_weights(ckpt["student"], source)
     task = create_task(cfg["model"]["task"], **ckpt.get("task_args", {}))
     model = EncoderDecoder(cfg["model"]["student"], task, cfg["model"]["decoder_channels"], tap=cfg["model"].get("student_tap", "stage"))
     try:
@@ -169,3 +175,11 @@ def student_from_checkpoint(ckpt: dict, source: str = "checkpoint"):
     except RuntimeError as e:
         raise EdgekdError(f"{source}: the student weights do not fit {cfg['model']['student']} ({str(e).splitlines()[0][:150]})") from None
     return model, task, cfg
+
+
+def check_finite_weights(state: dict, source: str) -> None:
+    """A damaged file or a diverged run: NaN/Inf weights are refused before anything is built or written from them."""
+    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise EdgekdError(f"{source} holds NaN or infinite weights ({len(bad)} tensors, first: {bad[0]}); the file is damaged or "
+                          "its run diverged: use another run's best.pt")

@@ -92,6 +92,18 @@ def _metrics_text(m: dict, num_classes=None) -> str:
     return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())
 
 
+def metrics_table(record: dict, task, num_classes=None) -> tuple[list, list]:
+    """The task's metrics as a small table: one row per metric, validation and training columns."""
+    names = [k for k in task.table_metrics if k in record] or [k for k in record if isinstance(record[k], float) and
+                                                                  not k.startswith(("train_", "grad_", "weight_")) and k not in ("epoch", "step")]
+    names += [k for k in record if k not in names and isinstance(record.get(k), float) and f"train_{k}" in record]
+    if num_classes is not None and num_classes < 6:
+        names = [k for k in names if k != "top5"]  # top-5 of fewer than 6 classes is always 1: not a measurement
+    fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+    rows = [[k + (" (primary)" if k == task.primary_metric else ""), fmt(record.get(k)), fmt(record.get(f"train_{k}"))] for k in names]
+    return ["metric", "validation", "training scenes"], rows
+
+
 def deployment_rows(run_dir: Path, primary: str) -> list[dict]:
     """One row per exported file: size, the newest bench of it (latency, the primary metric), the checkpoint step
     it was made from, and whether the file or its bench still match the run (bench/provenance.py)."""
@@ -166,7 +178,8 @@ def _deployment_blocks(run_dir: Path, primary: str) -> tuple[list, list]:
               ("md", "vs fp32: only between figures measured on the same images; step: the checkpoint step the file was made "
                      "from; status: 'current', or why the file or its bench no longer matches the run (re-export / re-bench).")]
     if all(r["p50_ms"] is None for r in rows):
-        blocks.append(("md", f"no latency yet: bench a file with edgekd bench {run_dir / rows[0]['file']} --json {run_dir / 'bench-fp32.json'}"))
+        blocks.append(("md", f"no latency yet: bench a file with edgekd bench {run_dir / rows[0]['file']} (its result lands in "
+                             f"{run_dir / 'bench'})"))
     made = []
     p = plot_deployment(run_dir, rows, primary)
     if p:
@@ -211,8 +224,8 @@ def report_run(run_dir: Path, predictions: bool = True) -> list[Path]:
         made.append(plot_predictions(run_dir, info=info))
     metrics = read_jsonl(run_dir / "metrics.jsonl")
     if metrics:
-        blocks.append(("md", f"final validation metrics (epoch {metrics[-1].get('epoch')}): "
-                             + _metrics_text({k: v for k, v in metrics[-1].items() if k not in ("epoch", "step")}, info.get("num_classes"))))
+        blocks.append(("md", f"final metrics (epoch {metrics[-1].get('epoch')}, step {metrics[-1].get('step')}):"))
+        blocks.append(("table", metrics_table(metrics[-1], task, info.get("num_classes"))))
     p = plot_curves(run_dir, task.primary_metric)
     if p:
         made.append(p)

@@ -91,12 +91,36 @@ def data_warnings(cfg: dict, train_src, val_src) -> list[str]:
 
 
 def _prerender(src, name: str, size, workers: int, progress: bool):
+    from ..data.scene_cache import cache_root
+
     t0, procs = time.monotonic(), max(workers, os.cpu_count() or 1)
-    if progress:  # minutes for a full set on a CPU: never silently
-        print(f"rendering {len(src)} {name} scenes at {size[0]}x{size[1]} ({procs} processes)...", flush=True)
-    src.prerender(procs)
-    if progress and time.monotonic() - t0 > 2:
-        print(f"  rendered in {time.monotonic() - t0:.0f} s", flush=True)
+    bar = _RenderProgress(name, t0, f"at {size[0]}x{size[1]} ({procs} processes)") if progress else None
+    from_disk = src.prerender(procs, progress=bar)
+    if progress and from_disk:
+        print(f"  {from_disk} of {len(src)} {name} scenes at {size[0]}x{size[1]} read from the scene cache ({cache_root()}; "
+              "EDGEKD_CACHE=off turns it off, deleting the folder clears it)", flush=True)
+    if progress and time.monotonic() - t0 > 2 and len(src) > from_disk:
+        print(f"  rendered {len(src) - from_disk} {name} scenes in {time.monotonic() - t0:.0f} s ({procs} processes)", flush=True)
+
+
+class _RenderProgress:
+    """A line every few seconds while scenes render, with the count and an ETA (quiet for a short render)."""
+
+    EVERY_S = 5.0
+
+    def __init__(self, name: str, t0: float, how: str):
+        self.name, self.t0, self.last, self.how = name, t0, t0, how
+
+    def __call__(self, done: int, total: int) -> None:
+        if done == 0:  # minutes for a full set on a CPU: never silently
+            print(f"rendering {total} {self.name} scenes {self.how}...", flush=True)
+            return
+        now = time.monotonic()
+        if now - self.last < self.EVERY_S or done == total:
+            return
+        self.last = now
+        eta = (now - self.t0) / done * (total - done)
+        print(f"  rendering {self.name} scenes: {done}/{total} ({100 * done // total}%), ETA {eta:.0f} s", flush=True)
 
 
 @dataclass

@@ -91,8 +91,17 @@ class EpochSampler(Sampler):
 def make_train_loader(ds: TaskDataset, sampler: EpochSampler, workers: int, pin: bool) -> DataLoader:
     """One loader for the whole run: its workers persist, the sampler tells them the epoch."""
     return DataLoader(ds, batch_size=sampler.batch_size, sampler=sampler, num_workers=workers, pin_memory=pin,
-                      drop_last=False, persistent_workers=workers > 0)
+                      drop_last=False, persistent_workers=workers > 0, worker_init_fn=_ignore_ctrl_c)
+
+
+def _ignore_ctrl_c(worker_id: int) -> None:
+    """Ctrl-C reaches the loader's workers too (one process group); the main process stops the run at a step
+    boundary (train/stop.py), so a worker must not die of it first."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def make_val_loader(ds: TaskDataset, batch_size: int, workers: int, pin: bool) -> DataLoader:
-    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
+    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=pin, persistent_workers=workers > 0,
+                      worker_init_fn=_ignore_ctrl_c)

@@ -32,6 +32,7 @@ from .data import make_train_loader, make_val_loader
 from .distributed import cleanup
 from .run_dir import check_run_dir, prepare_run_dir
 from .step import StepParts, TeacherFeatures, mixed_precision, train_step
+from .stop import Stopped, StopRequest, signal_name
 
 
 @torch.no_grad()
@@ -47,6 +48,9 @@ def evaluate(model, task, loader, device, amp_dtype=None) -> dict:
         acc.update(out.float().cpu().numpy(), y.numpy())
     model.train(was_training)
     return acc.compute()
+
+
+LOG_EVERY_S = 60.0  # a redirected log's line while training (the bar's place)
 
 
 def _silent(*args, **kwargs):
@@ -100,6 +104,9 @@ class Trainer:
         self._t_run, self._step0 = time.monotonic(), 0  # for the whole-run ETA
         self._last_save, self._saved_once = time.monotonic(), resume
         self.mirrors: list = []  # experiment trackers mirroring the logs (set by edgekd distill --log)
+        self._stop = StopRequest(enabled=False)  # replaced while run() runs
+        self._carried_losses: list[dict] = []
+        self._last_line = time.monotonic()
         if resume:
             self._resume()
 
@@ -152,18 +159,25 @@ class Trainer:
 
             prepare_run_dir(self.out, self._resuming, self._overwrite, self.step)
             save_resolved(self.cfg, self.out)
+        self._carried_losses = self._losses_of_this_epoch() if self._resuming and self.epoch_step else []
         pin = self.device.type == "cuda"
         workers = min(tc["workers"], os.cpu_count() or 1)  # more loader processes than cores only thrash
         val_loader = make_val_loader(self.val_ds, tc["batch_size"], workers, pin)
         self._t_run, self._step0 = time.monotonic(), self.step
         self._last_save, self._saved_once = time.monotonic(), self._resuming
+        self._last_line = time.monotonic()
         loader = make_train_loader(self.train_ds, self.sampler, workers, pin)
         fit_loader = make_val_loader(self.train_eval_ds, tc["batch_size"], workers, pin) if self.train_eval_ds is not None else None
-        if self.step == 0:
-            self._calibrate_and_diagnose()
-        while self.epoch < tc["epochs"] and not self._reached_max_steps():
-            last_batch = self._train_epoch(loader)
-            self._end_epoch(last_batch, val_loader, fit_loader)
+        with StopRequest(enabled=not self.dist.enabled) as self._stop:  # Ctrl-C / SIGTERM: save at the next step boundary
+            if self.step == 0:
+                self._calibrate_and_diagnose()
+            while self.epoch < tc["epochs"] and not self._reached_max_steps():
+                last_batch = self._train_epoch(loader)
+                if self._stop.requested and self.epoch_step < self.steps_per_epoch and not self._reached_max_steps():
+                    self._stop_at_boundary(save=True)
+                self._end_epoch(last_batch, val_loader, fit_loader)
+                if self._stop.requested and self.epoch < tc["epochs"] and not self._reached_max_steps():
+                    self._stop_at_boundary(save=False)  # _end_epoch has just written last.pt
         summary = {"run_dir": str(self.out), "epochs": self.epoch, "steps": self.step, "best": {self.task.primary_metric: self.best},
                    "final": self.last_metrics, "loss_weights": self.model.weights(), "diagnostics": self.diagnostics}
         if self.dist.is_main:
@@ -173,6 +187,22 @@ class Trainer:
         cleanup(self.dist)
         return summary
 
+    def _losses_of_this_epoch(self) -> list:
+        """The logged losses of the steps of this epoch before the checkpoint (steps.jsonl), so that the epoch's mean
+        training losses are the same whether or not the run was interrupted."""
+        from ..fileio import read_jsonl
+
+        rows = [r for r in read_jsonl(self.out / "steps.jsonl") if r.get("epoch") == self.epoch and r.get("step", 0) <= self.step]
+        return [{k: v for k, v in r.items() if k not in ("step", "epoch", "lr")} for r in rows]
+
+    def _stop_at_boundary(self, save: bool):
+        """A signal arrived: keep this step's checkpoint and stop (the CLI exits 128 + the signal's number)."""
+        if save:
+            self._save_last(self.last_metrics)
+        signum = self._stop.signum
+        raise Stopped(f"stopped by {signal_name(signum)} after step {self.step} of {self.total_steps}: {self.out / 'last.pt'} "
+                      f"holds step {self.step}", signum, self.step)
+
     def _reached_max_steps(self) -> bool:
         max_steps = self.cfg["train"]["max_steps"]
         return bool(max_steps) and self.step >= max_steps
@@ -181,7 +211,7 @@ class Trainer:
         """Steps from ``epoch_step`` to the end of the epoch (or ``max_steps``); returns the last batch."""
         self.sampler.set_epoch(self.epoch, self.epoch_step)
         self.ddp_model.train()
-        self._epoch_losses = []
+        self._epoch_losses, self._carried_losses = self._carried_losses, []  # a mid-epoch resume: the steps before it count
         pending, last_batch = [], None
         check_every = 1 if self.device.type == "cpu" else 10  # each check is a host sync
         bar = self._progress_bar()
@@ -197,11 +227,22 @@ class Trainer:
                 self._check_finite(pending)
                 self._after_check(bar)
             bar.update(1)
-            if self._reached_max_steps():
+            self._heartbeat()
+            if self._reached_max_steps() or self._stop.requested:
                 break
         self._check_finite(pending)
         bar.close()
         return last_batch
+
+    def _heartbeat(self):
+        """In a redirected log (no bar), a line at least every LOG_EVERY_S seconds of training: the run is alive."""
+        now = time.monotonic()
+        if not self.progress or sys.stderr.isatty() or now - self._last_line < LOG_EVERY_S:
+            return
+        self._last_line = now
+        losses = "  ".join(f"{k} {v:.4g}" for k, v in (self._epoch_losses[-1] if self._epoch_losses else {}).items())
+        print(f"epoch {self.epoch + 1}/{self.cfg['train']['epochs']} step {self.step}/{self.total_steps}: {losses} "
+              f"[run ETA {self._run_eta()}]", flush=True)
 
     def _progress_bar(self):
         from tqdm.auto import tqdm

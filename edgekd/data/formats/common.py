@@ -36,6 +36,25 @@ def read_raw(path) -> np.ndarray:
         raise EdgekdError(f"cannot read {path} ({type(e).__name__}); remove or replace the file") from None
 
 
+def read_depth_png(path, depth_scale: float = 0.0) -> np.ndarray:
+    """A depth PNG as metres (float32): 16-bit integers in millimetres, or integers of ``depth_scale`` metres each
+    (``--depth-scale``); any other kind, or an 8-bit PNG without a scale, is refused in one line."""
+    raw = read_raw(path)
+    if raw.ndim != 2:
+        raise EdgekdError(f"depth map {path} has {raw.shape[2]} channels (an image, not a depth map); depth PNGs hold millimetres "
+                          "as one 16-bit channel")
+    if raw.dtype == bool:
+        raise EdgekdError(f"depth map {path} is 1-bit: it cannot hold millimetres; save depth as a 16-bit PNG of millimetres (uint16)")
+    if raw.dtype.kind not in "iu":
+        raise EdgekdError(f"depth map {path} holds {raw.dtype} values; depth PNGs hold millimetres as 16-bit integers")
+    if raw.dtype == np.uint8 and not depth_scale:
+        hi = int(raw.max())
+        raise EdgekdError(f"depth map {path} is 8-bit: it cannot hold millimetres (an 8-bit depth PNG (values {int(raw.min())}-{hi}) "
+                          f"as millimetres is 0-{hi / 1000:.3f} m); say how many metres one unit is with --depth-scale "
+                          f"(e.g. --depth-scale {10 / max(hi, 1):.3g} if {hi} is 10 m), or save depth as a 16-bit PNG of millimetres")
+    return raw.astype(np.float32) * np.float32(depth_scale or 1e-3)
+
+
 def images_in(d: Path, recursive: bool = False) -> list[Path]:
     it = d.rglob("*") if recursive else d.glob("*")
     return sorted(p for p in it if p.suffix.lower() in IMAGE_EXT and p.is_file())

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import EdgekdError
-from .common import VAL_NAMES, Reader, limit, read_raw, read_rgb
+from .common import VAL_NAMES, Reader, limit, read_depth_png, read_rgb
 
 class DepthList(Reader):
     """``rgb,depth`` rows (CSV or whitespace); paths relative to the list file; depth PNG in mm."""
@@ -36,24 +36,17 @@ class DepthList(Reader):
                 if not f.exists():
                     raise EdgekdError(f"{lst} names {f}, which does not exist; images and depth maps must pair one to one")
         self.items = limit(rows, n)
-        self.depth_scale = depth_scale or 1e-3  # metres per unit: millimetres unless said
+        self.depth_scale = depth_scale  # metres per unit; 0: 16-bit millimetres (an 8-bit PNG is refused)
         check_depth_png(rows[0][1], depth_scale)
 
     def __getitem__(self, i):
         a, b = self.items[i]
-        return {"image": read_rgb(a), "depth": read_raw(b).astype(np.float32) * np.float32(self.depth_scale)}
+        return {"image": read_rgb(a), "depth": read_depth_png(b, self.depth_scale)}
 
 
 def check_depth_png(path: Path, depth_scale: float) -> None:
-    """An 8-bit depth PNG cannot hold millimetres (0-255 mm is 0-0.26 m): refuse it unless the scale is given."""
-    if depth_scale:
-        return
-    raw = read_raw(path)
-    if raw.dtype == np.uint8:
-        hi = int(raw.max())
-        raise EdgekdError(f"{path} is an 8-bit depth PNG (values {int(raw.min())}-{hi}): as millimetres that is 0-{hi / 1000:.3f} m; "
-                          f"say how many metres one unit is with --depth-scale (e.g. --depth-scale {10 / max(hi, 1):.3g} if {hi} is 10 m), "
-                          "or write 16-bit PNGs in millimetres")
+    """An 8-bit depth PNG cannot hold millimetres (0-255 mm is 0-0.26 m): refused unless the scale is given."""
+    read_depth_png(path, depth_scale)
 
 
 def _list_file(path: Path, split: str) -> Path:

@@ -54,14 +54,14 @@ class SceneFolder:
         return len(self.files)
 
     def __getitem__(self, i: int) -> dict:
-        from PIL import Image
+        from .common import read_depth_png, read_raw, read_rgb
 
         f = self.files[i]
         d = self.root / self.split
-        labels = np.asarray(Image.open(d / "labels" / f.name))
+        labels = read_raw(d / "labels" / f.name)
         return {
-            "image": np.asarray(Image.open(f).convert("RGB")),
-            "depth": np.asarray(Image.open(d / "depth" / f.name)).astype(np.float32) / 1000.0,
+            "image": read_rgb(f),
+            "depth": read_depth_png(d / "depth" / f.name),
             "labels": labels,
             "colour_map": PALETTE[np.minimum(labels, len(PALETTE) - 1)],
             "label": self.image_labels.get(f.name, 0),

@@ -28,27 +28,49 @@ class NYUv2Mat(Reader):
             self.f = h5py.File(path, "r")
         except OSError:
             raise EdgekdError(f"{path} is not an HDF5 (MATLAB v7.3) file; give nyu_depth_v2_labeled.mat as downloaded") from None
-        for key in ("images", "depths"):
-            if key not in self.f:
-                raise EdgekdError(f"{path} has no '{key}' dataset; it is not nyu_depth_v2_labeled.mat")
-        total = self.f["images"].shape[0]
+        try:
+            for key in ("images", "depths"):
+                if key not in self.f:
+                    raise EdgekdError(f"{path} has no '{key}' dataset; it is not nyu_depth_v2_labeled.mat")
+            total = self.f["images"].shape[0]
+            shape = self.f["depths"].shape
+        except EdgekdError:
+            raise
+        except Exception as e:  # a damaged HDF5 file fails deep inside h5py (addresses past the end, bad headers)
+            raise _damaged(path, e) from None
         train, test, self.official = _nyu_split(path, total)
         self.items = limit(train if split == "train" else test, n)
-        h, w = self.f["depths"].shape[2], self.f["depths"].shape[1]  # stored as (N, W, H)
+        h, w = shape[2], shape[1]  # stored as (N, W, H)
         t, b, l, r = EIGEN_CROP
         self.eval_crop_fraction = (t / 480, b / 480, l / 640, r / 640) if (h, w) == (480, 640) else None
         self.path = path
 
     def __getitem__(self, i):
-        k = self.items[i]
+        try:
+            return self._sample(self.items[i])
+        except EdgekdError:
+            raise
+        except Exception as e:
+            raise _damaged(self.path, e) from None
+
+    def _sample(self, k):
         # MATLAB stores column-major: h5py sees (N, C, W, H); transpose to (H, W, C).
         img = np.asarray(self.f["images"][k]).transpose(2, 1, 0)
+        if img.dtype.kind == "f" and not np.isfinite(img).all():
+            raise EdgekdError(f"{self.path}: image {k + 1} holds NaN or infinite values; NYUv2 images are 8-bit RGB: "
+                              "fix or drop that image")
         depth = np.asarray(self.f["depths"][k], np.float32).T
+        depth[~np.isfinite(depth)] = 0.0  # NaN/Inf (holes of a raw sensor): invalid pixels, as 0 is; never a loss of NaN
         s = {"image": np.ascontiguousarray(img.astype(np.uint8)), "depth": np.ascontiguousarray(depth)}
         if "labels" in self.f:
             lab = np.asarray(self.f["labels"][k]).T
             s["labels"] = np.where(lab > 254, 255, lab).astype(np.uint8)
         return s
+
+
+def _damaged(path: Path, e: Exception) -> EdgekdError:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+    return EdgekdError(f"{path} is damaged ({first}); download nyu_depth_v2_labeled.mat again")
 
 
 def _nyu_split(path: Path, total: int):
