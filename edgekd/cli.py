@@ -381,6 +381,9 @@ def _check_distill_parts(cfg: dict, kw: dict, out, problems) -> None:
     problems.run(check_data, cfg, detect=not kw["print_config"])  # --print-config shows a recipe for data to come
     if not kw["print_config"]:
         from .run_lock import check_unlocked
+        from .train.build import pick_device
+
+        problems.run(pick_device, cfg["train"]["device"])  # a missing GPU is said before the run directory exists
 
         problems.run(check_run_dir, out, kw["resume"], kw["overwrite"], True)
         problems.run(check_unlocked, out)

@@ -419,7 +419,7 @@ def case_eight_bit_depth_png(t, run):
         Image.fromarray(np.zeros((8, 10, 3), np.uint8)).save(d / f"{split}.jpg")
         Image.fromarray(np.full((8, 10), 200, np.uint8)).save(d / f"{split}_d.png")
         (d / f"{split}.csv").write_text(f"{split}.jpg,{split}_d.png\n")
-    return [*D, "--data", d, "--out", t / "run"], "is an 8-bit depth PNG (values 200-200)"
+    return [*D, "--data", d, "--out", t / "run"], "8-bit depth PNG (values 200-200)"
 def case_student_typo_by_prefix(t, run):
     return [*D, "--student", "mobilenetv2_10"], "did you mean mobilenetv2_100"
 
