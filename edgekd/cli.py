@@ -552,10 +552,18 @@ def report(path):
               help="Activation ranges: percentile (99.999%) kept the metric best in benchmarks/export.md.")
 @click.option("--max-drop", type=float, default=0.01, show_default=True, help="INT8: largest allowed drop of the primary metric (absolute).")
 @click.option("--eval-size", type=click.IntRange(min=1), default=None, help="INT8: validation images to judge the drop on [the run's val size].")
+@click.option("--sensitivity", is_flag=True,
+              help="INT8: measure the error each node adds quantized alone (a table in the log and export.json); always done when the drop exceeds --max-drop.")
+@click.option("--sensitivity-size", type=click.IntRange(min=1), default=16, show_default=True, help="INT8: calibration images the sensitivity is measured on.")
+@click.option("--sensitivity-units", type=click.IntRange(min=1), default=64, show_default=True,
+              help="INT8: most units the sensitivity measures; a graph with more quantizable nodes is measured block by block.")
+@click.option("--max-float-nodes", type=click.IntRange(min=0), default=10, show_default=True,
+              help="INT8: when the drop exceeds --max-drop, keep up to this many of the most sensitive nodes in float until it does not (0: no fallback).")
+@click.option("--exclude-nodes", default="", metavar="NAME,...", help="INT8: nodes to keep in float (names as in the sensitivity table).")
 @click.option("--max-batch", type=click.IntRange(min=1), default=8, show_default=True, help="TensorRT: largest batch of the optimisation profile.")
 @click.option("--task", "expect_task", default=None, help="Refuse a checkpoint trained for another task (a guard for pipelines).")
 @_user_errors
-def export(run, fmt, precision, **kw):
+def export(run, fmt, precision, exclude_nodes, **kw):
     """Export the student of RUN (a run directory or a .pt checkpoint) to ONNX, INT8 QDQ or a TensorRT engine.
 
     \b
@@ -563,10 +571,16 @@ def export(run, fmt, precision, **kw):
     --precision says otherwise.  Writes next to the checkpoint: model.onnx (fp32, always; dynamic
     batch, inline weights, metadata, parity-checked against PyTorch), model.fp16.onnx, model.int8.onnx, model.<precision>.engine,
     and export.json with every check.  Exit code 2 when a check fails (files are kept).
+
+    \b
+    INT8 beyond --max-drop: the error each node adds is measured (--sensitivity shows it anyway) and the
+    most sensitive nodes are kept in float, up to --max-float-nodes, until the drop is within budget;
+    exit 2 only when that limit is reached first.
     """
     from .export import run_export
 
-    run_export(run, fmt, precision, log=click.echo, **kw)  # no --precision: the profile's (export.precision)
+    names = tuple(n.strip() for n in exclude_nodes.split(",") if n.strip())
+    run_export(run, fmt, precision, log=click.echo, exclude_nodes=names, **kw)  # no --precision: the profile's (export.precision)
 
 
 # --------------------------------------------------------------------------- bench

@@ -13,12 +13,17 @@ from .job import ExportJob, ExportOptions, load_job, write_report
 
 
 def run_export(run, fmt=None, precision=None, opset=None, atol=1e-3, rtol=1e-3, parity_size=8, calib_size=64,
-               calib_method="percentile", max_drop=0.01, eval_size=None, max_batch=8, expect_task=None, log=print) -> dict:
+               calib_method="percentile", max_drop=0.01, eval_size=None, max_batch=8, expect_task=None, log=print, sensitivity=False,
+               sensitivity_size=16, sensitivity_units=64, max_float_nodes=10, exclude_nodes=()) -> dict:
     """Export ``run`` (a run directory or checkpoint) and return the report (also written as export.json).
 
     ``fmt`` and ``precision`` default to the run's profile's (``export.format``, ``export.precision``).
+    INT8: ``sensitivity`` measures each node's error (always when the drop exceeds ``max_drop``), and up to
+    ``max_float_nodes`` of the most sensitive nodes are kept in float until the drop is within ``max_drop``;
+    ``exclude_nodes`` are kept in float from the start.
     """
-    options = ExportOptions(opset, atol, rtol, parity_size, calib_size, calib_method, max_drop, eval_size, max_batch)
+    options = ExportOptions(opset, atol, rtol, parity_size, calib_size, calib_method, max_drop, eval_size, max_batch, sensitivity,
+                            sensitivity_size, sensitivity_units, max_float_nodes, tuple(exclude_nodes))
     options.check()
     return export(load_job(run, options, expect_task, log), fmt, precision)
 
