@@ -55,6 +55,10 @@ def test_planted_node_ranked_first_and_fallback_keeps_it_in_float(depth_run, tmp
     assert json.loads(meta["int8_float_nodes"]) == ["/m/p/Conv"] and float(meta["int8_drop"]) == pytest.approx(rep["drop"], abs=1e-5)
     assert set(rep["latency_p50_ms"]) == {"fp32", "int8_all", "int8"}
     kept = (tmp_path / "model.int8.onnx").read_bytes()
+    from edgekd.report.page import _int8_blocks  # edgekd report draws the table from export.json
+
+    blocks, made = _int8_blocks(tmp_path)
+    assert made[0].name == "int8_sensitivity.png" and made[0].stat().st_size > 0 and "1 node(s) kept in float" in blocks[1][1]
 
     # No float node allowed: the budget cannot be met -> exit 2 (EdgekdError), the good file left as it was.
     with pytest.raises(EdgekdError, match=r"exceeds --max-drop 0.01 \(no float fallback: --max-float-nodes 0; the most sensitive is /m/p"):
