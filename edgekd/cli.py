@@ -248,6 +248,9 @@ def resolve_config(kw: dict, base: dict | None = None) -> dict:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--print-config", "--dry-run", "print_config", is_flag=True,
               help="Print the resolved recipe (JSON, as saved in config.json) and exit; nothing is created.")
+@click.option("--qat-from", type=click.Path(), default=None, metavar="RUN",
+              help="Quantisation-aware distillation: fine-tune RUN's student with INT8 fake quantisation, distilled from its own fp32 "
+                   "outputs, into --out [RUN/qat]; --epochs [2] and --lr [RUN's / 10] apply; then: edgekd export OUT --precision int8.")
 @_user_errors
 def distill(**kw):
     """Train a student with cross-task distillation (or the spectral regulariser) on the profile's data.
@@ -261,6 +264,8 @@ def distill(**kw):
     """
     from pathlib import Path
 
+    if kw["qat_from"]:
+        return _qad(kw)
     if kw["resume"] and kw["overwrite"]:
         raise EdgekdError("--resume and --overwrite contradict each other: --resume continues the run in --out, --overwrite replaces it; give one")
     cfg = resolve_config(kw)
@@ -535,6 +540,34 @@ def report(path):
 
     for p in make_report(path):
         click.echo(f"wrote {p}")
+
+
+def _qad(kw: dict) -> None:
+    """``edgekd distill --qat-from RUN``: the source run's recipe, short and gentle unless told otherwise (train/qat.py)."""
+    from pathlib import Path
+
+    from .fileio import load_checkpoint
+    from .train.qat import QadRun, source_checkpoint
+
+    if kw["resume"]:
+        raise EdgekdError("--resume and --qat-from contradict each other: a QAD run is short and starts from RUN's student; "
+                          "run it again with --overwrite")
+    src = source_checkpoint(kw["qat_from"])
+    base = load_checkpoint(src).get("config")
+    if not isinstance(base, dict):
+        raise EdgekdError(f"--qat-from {kw['qat_from']}: {src} holds no edgekd config; give a run directory written by edgekd distill")
+    base = {**base, "train": {**base["train"], "epochs": 2, "lr": base["train"]["lr"] / 10}}  # defaults an option may override
+    cfg = resolve_config(kw, base=base)
+    if kw["print_config"]:
+        import json
+
+        click.echo(json.dumps(cfg, indent=2))
+        return
+    _set_threads(kw["threads"])
+    out = Path(kw["out"] or Path(src).parent / "qat")
+    summary = QadRun(src, cfg, out, kw["overwrite"], log=click.echo if not kw["quiet"] else (lambda line: None)).run()
+    click.echo(f"done: {summary['steps']} QAD steps in {summary['seconds']:.0f} s; run in {out}; "
+               f"export it: edgekd export {out} --precision int8")
 
 
 # --------------------------------------------------------------------------- export

@@ -266,6 +266,17 @@ def _fall_back(job, q, judge: Judge, candidate: Path, first: dict, ranked: list,
     return fb["judge"] or first
 
 
+def _qat_record(job) -> dict:
+    """For a QAD run (edgekd distill --qat-from): what it was tuned from, logged and kept in the record."""
+    q = job.ckpt.get("qat")
+    if not q:
+        return {}
+    key = job.task.primary_metric
+    job.log(f"QAD checkpoint tuned from {q.get('from')}: that fp32 student scored {key} "
+            f"{(q.get('fp32_metrics') or {}).get(key, float('nan')):.4f} on the run's validation images")
+    return {"qat": {k: q.get(k) for k in ("from", "activations", "weights", "stack", "fp32_metrics")}}
+
+
 def quantize_and_judge(job) -> dict:
     """Quantize to a candidate file, judge it (falling back to float nodes if needed), and only then let it replace model.int8.onnx."""
     from .onnx_export import failed_name, validation_batch
@@ -276,7 +287,7 @@ def quantize_and_judge(job) -> dict:
     int8_path = job.run_dir / "model.int8.onnx"
     candidate = job.run_dir / f".{int8_path.name}.candidate"
     job.log(f"calibrating INT8 ({'symmetric s8s8 for TensorRT' if symmetric else 'u8s8 for CPU'}, {o.calib_method}) on {len(calib)} training images")
-    rec = {"float_nodes": list(o.exclude_nodes)}
+    rec = {"float_nodes": list(o.exclude_nodes), **_qat_record(job)}
     try:
         with Int8Quantiser(fp32_path, job.run_dir, calib, symmetric, o.calib_method) as q:
             q.check_names(o.exclude_nodes)
