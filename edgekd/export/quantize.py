@@ -328,5 +328,6 @@ def export_int8(job) -> Path:
         else:
             tried = ""
         job.failures.append(f"INT8 {rec['primary_metric']} drop {rec['drop']:.4f} exceeds --max-drop {o.max_drop}{tried}; "
-                            f"calibrate on more images (--calib-size), try --calib-method {others}, or ship fp16")
+                            f"calibrate on more images (--calib-size), try --calib-method {others}, fine-tune for INT8 with "
+                            f"edgekd distill --qat-from {job.run_dir} (then export {job.run_dir / 'qat'}), or ship fp16")
     return Path(rec["onnx"])
