@@ -1,7 +1,7 @@
 """fp32 vs post-training INT8 vs INT8 + float fallback vs QAD on one trained edgekd run (benchmarks/int8.md).
 
     python benchmarks/int8_recovery.py RUN [--calib-size 8] [--calib-method minmax] [--eval-size 64]
-        [--budget 0.005] [--qad-seeds 0 1 2] [--qad-epochs 2] [--rounds 5] [--json results/int8_recovery.json]
+        [--budget 0.005] [--sensitivity-units 64] [--qad-seeds 0 1 2] [--qad-epochs 2] [--rounds 5] [--json results/int8_recovery.json]
 
 Every variant is made with edgekd's own commands (export / distill --qat-from) and judged on the same
 validation images against the *source* run's fp32 graph; latency is timed in interleaved rounds
@@ -58,6 +58,7 @@ def main():
     ap.add_argument("--eval-size", type=int, default=64)
     ap.add_argument("--budget", type=float, default=0.005)
     ap.add_argument("--max-float-nodes", type=int, default=10)
+    ap.add_argument("--sensitivity-units", type=int, default=64)
     ap.add_argument("--qad-seeds", type=int, nargs="*", default=[0])
     ap.add_argument("--qad-epochs", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
@@ -67,8 +68,9 @@ def main():
     run = a.run
     run_export(run, "onnx", "fp32", log=lambda s: None)
     files = {"fp32": run / "model.onnx"}
-    recs = {"ptq": export_int8(run, "bench.ptq.onnx", a, max_drop=1.0, max_float_nodes=0, sensitivity=True),
-            "ptq+fallback": export_int8(run, "bench.fallback.onnx", a, max_drop=a.budget, max_float_nodes=a.max_float_nodes)}
+    su = {"sensitivity_units": a.sensitivity_units}
+    recs = {"ptq": export_int8(run, "bench.ptq.onnx", a, max_drop=1.0, max_float_nodes=0),
+            "ptq+fallback": export_int8(run, "bench.fallback.onnx", a, max_drop=a.budget, max_float_nodes=a.max_float_nodes, **su)}
     files.update({"ptq": run / "bench.ptq.onnx", "ptq+fallback": run / "bench.fallback.onnx"})
     for seed in a.qad_seeds:
         out = qad(run, seed, a.qad_epochs)
