@@ -113,7 +113,7 @@ def test_units_group_by_block_when_nodes_are_many():
 def test_unknown_exclude_node_is_one_line(depth_run):
     res = run_cli(["export", depth_run, "--precision", "int8", "--calib-size", "2", "--eval-size", "2", "--exclude-nodes", "/no/such/Conv"],
                   expect=2)
-    assert "--exclude-nodes: '/no/such/Conv' is not a quantizable node of model.onnx" in res.output and "Traceback" not in res.output
+    assert "--exclude-nodes: '/no/such/Conv' is not a node of mobilenetv2_100's graph" in res.output and "Traceback" not in res.output
 
 
 def test_bad_sensitivity_options_are_refused(depth_run):

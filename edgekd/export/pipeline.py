@@ -36,6 +36,8 @@ def export(job: ExportJob, fmt: str | None = None, precision: str | None = None)
     precision = precision or job.cfg["export"]["precision"]
     format_step, precision_step = create_format(fmt).resolve(), create_precision(precision).resolve()
     job.report.update(run=str(job.run_dir), format=fmt, precision=precision)
+    if job.options.exclude_nodes:
+        check_node_names(job)  # before any file is written (docs/errors.md)
     source = export_fp32(job)  # raises (after writing export.json) when the fp32 graph fails: nothing is built from it
     if precision_step is not None:
         source = precision_step(job)
@@ -46,3 +48,18 @@ def export(job: ExportJob, fmt: str | None = None, precision: str | None = None)
     if job.failures:
         raise EdgekdError("; ".join(job.failures) + f" (the checked files are left as they were; failing ones kept as *.failed.* in {job.run_dir})")
     return job.report
+
+
+def check_node_names(job: ExportJob) -> None:
+    """Refuse ``--exclude-nodes`` names the student's graph does not have, before anything is written."""
+    import onnx
+
+    from .onnx_export import onnx_graph
+
+    graph = onnx.load_from_string(onnx_graph(job, "fp32", job.options.opset or job.cfg["export"]["opset"])).graph
+    names = [n.name for n in graph.node]
+    unknown = [n for n in job.options.exclude_nodes if n not in set(names)]
+    if unknown:
+        convs = [n.name for n in graph.node if n.op_type == "Conv"][:3]
+        raise EdgekdError(f"--exclude-nodes: {', '.join(map(repr, unknown))} is not a node of {job.cfg['model']['student']}'s graph "
+                          f"(e.g. {', '.join(convs)}); --sensitivity lists the quantizable ones with their error")
