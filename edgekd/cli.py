@@ -286,6 +286,9 @@ def resolved_data(data: str) -> str:
               help="Print the resolved recipe (JSON, as saved in config.json) and exit; nothing is created [off].")
 @click.option("--log", "tracker", type=click.Choice(["tensorboard"]), default=None,
               help="Also mirror metrics.jsonl and steps.jsonl to TensorBoard (RUN/tensorboard; pip install tensorboard) [none].")
+@click.option("--qat-from", type=click.Path(), default=None, metavar="RUN",
+              help="Quantisation-aware distillation: fine-tune RUN's student with INT8 fake quantisation, distilled from its own fp32 "
+                   "outputs, into --out [RUN/qat]; --epochs [2] and --lr [RUN's / 10] apply; then: edgekd export OUT --precision int8.")
 @_user_errors
 def distill(**kw):
     """Train a student with cross-task distillation (or the spectral regulariser) on the profile's data.
@@ -297,6 +300,8 @@ def distill(**kw):
       edgekd distill --task depth --epochs 12 --train-size 192 --val-size 32 --image-size 64 96
     Multi-GPU: torchrun --nproc-per-node N -m edgekd distill ...
     """
+    if kw["qat_from"]:
+        return _qad(kw)
     cfg, out = _check_distill(kw)
     if kw["print_config"]:
         import json
@@ -686,6 +691,34 @@ def report(path):
         click.echo(f"wrote {p}")
 
 
+def _qad(kw: dict) -> None:
+    """``edgekd distill --qat-from RUN``: the source run's recipe, short and gentle unless told otherwise (train/qat.py)."""
+    from pathlib import Path
+
+    from .fileio import load_checkpoint
+    from .train.qat import QadRun, source_checkpoint
+
+    if kw["resume"]:
+        raise EdgekdError("--resume and --qat-from contradict each other: a QAD run is short and starts from RUN's student; "
+                          "run it again with --overwrite")
+    src = source_checkpoint(kw["qat_from"])
+    base = load_checkpoint(src).get("config")
+    if not isinstance(base, dict):
+        raise EdgekdError(f"--qat-from {kw['qat_from']}: {src} holds no edgekd config; give a run directory written by edgekd distill")
+    base = {**base, "train": {**base["train"], "epochs": 2, "lr": base["train"]["lr"] / 10}}  # defaults an option may override
+    cfg = resolve_config(kw, base=base)
+    if kw["print_config"]:
+        import json
+
+        click.echo(json.dumps(cfg, indent=2))
+        return
+    _set_threads(kw["threads"])
+    out = Path(kw["out"] or Path(src).parent / "qat")
+    summary = QadRun(src, cfg, out, kw["overwrite"], log=click.echo if not kw["quiet"] else (lambda line: None)).run()
+    click.echo(f"done: {summary['steps']} QAD steps in {summary['seconds']:.0f} s; run in {out}; "
+               f"export it: edgekd export {out} --precision int8")
+
+
 # --------------------------------------------------------------------------- export
 @cli.command()
 @click.argument("run", type=click.Path())
@@ -702,6 +735,14 @@ def report(path):
               help="Activation ranges: percentile (99.999%) kept the metric best in benchmarks/export.md.")
 @click.option("--max-drop", type=float, default=0.01, show_default=True, help="INT8: largest allowed drop of the primary metric (absolute).")
 @click.option("--eval-size", type=click.IntRange(min=1), default=None, help="INT8: validation images to judge the drop on [the run's val size].")
+@click.option("--sensitivity", is_flag=True,
+              help="INT8: measure the error each node adds quantized alone (a table in the log and export.json); always done when the drop exceeds --max-drop.")
+@click.option("--sensitivity-size", type=click.IntRange(min=1), default=16, show_default=True, help="INT8: calibration images the sensitivity is measured on.")
+@click.option("--sensitivity-units", type=click.IntRange(min=1), default=64, show_default=True,
+              help="INT8: most units the sensitivity measures; a graph with more quantizable nodes is measured block by block.")
+@click.option("--max-float-nodes", type=click.IntRange(min=0), default=10, show_default=True,
+              help="INT8: when the drop exceeds --max-drop, keep up to this many of the most sensitive nodes in float until it does not (0: no fallback).")
+@click.option("--exclude-nodes", default="", metavar="NAME,...", help="INT8: nodes to keep in float (names as in the sensitivity table).")
 @click.option("--max-batch", type=click.IntRange(min=1), default=8, show_default=True, help="TensorRT: largest batch of the optimisation profile.")
 @click.option("--task", "expect_task", default=None, help="Refuse a checkpoint trained for another task (a guard for pipelines).")
 @click.option("--target", default=None,
@@ -709,7 +750,7 @@ def report(path):
 @click.option("--allow-unfinished", is_flag=True,
               help="Export the last.pt of a run that stopped before its first evaluation (refused otherwise; an unfinished run with a best.pt exports that).")
 @_user_errors
-def export(run, fmt, precision, **kw):
+def export(run, fmt, precision, exclude_nodes, **kw):
     """Export the student of RUN (a run directory or a .pt checkpoint) to ONNX, INT8 QDQ or a TensorRT engine.
 
     \b
@@ -720,6 +761,11 @@ def export(run, fmt, precision, **kw):
     It says which checkpoint it took: best.pt of a finished run, else last.pt; of an unfinished run
     its best.pt (with a note), its last.pt only with --allow-unfinished.  Every file records that
     checkpoint's step and sha256, so report and bench can tell a file the run has moved past.
+
+    \b
+    INT8 beyond --max-drop: the error each node adds is measured (--sensitivity shows it anyway) and the
+    most sensitive nodes are kept in float, up to --max-float-nodes, until the drop is within budget;
+    exit 2 only when that limit is reached first.
     """
     from pathlib import Path
 
@@ -729,9 +775,10 @@ def export(run, fmt, precision, **kw):
     from .train.stop import report_sigterm
 
     report_sigterm()
+    names = tuple(n.strip() for n in exclude_nodes.split(",") if n.strip())
     folder = Path(run) if Path(run).is_dir() else Path(run).parent
     with RunLock(folder, "export", enabled=Path(run).exists()):  # a missing RUN is refused by run_export in one line
-        run_export(run, fmt, precision, log=click.echo, **kw)  # no --precision: the profile's (export.precision)
+        run_export(run, fmt, precision, log=click.echo, exclude_nodes=names, **kw)  # no --precision: the profile's (export.precision)
 
 
 # --------------------------------------------------------------------------- bench

@@ -296,6 +296,11 @@ def case_export_calib_size_zero(t, run):
     return ["export", run, "--precision", "int8", "--calib-size", "0"], "Invalid value for '--calib-size'"
 
 
+def case_export_unknown_float_node(t, run):
+    return ["export", run, "--precision", "int8", "--calib-size", "2", "--eval-size", "2", "--exclude-nodes", "/no/such/Conv"], \
+        "is not a node of mobilenetv2_100's graph"
+
+
 def case_bench_val_size_zero(t, run):
     return ["bench", run / "best.pt", "--val-size", "0"], "Invalid value for '--val-size'"
 

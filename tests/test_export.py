@@ -53,6 +53,7 @@ def test_fp16_and_int8(depth_run):
     ops = {n.op_type for n in m.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert rep["pass"] and rep["eval_images"] == 4 and "d1" in rep["int8_metrics"]
+    assert rep["float_nodes"] == [] and "sensitivity" not in rep  # within budget: nothing measured, nothing kept in float
     assert {p.key: p.value for p in m.metadata_props}["precision"] == "int8"  # not the fp32 file's label (issue 14)
     run_cli(["export", depth_run, "--precision", "fp16"])
     arts = json.loads((depth_run / "export.json").read_text())["artefacts"]  # the INT8 record survives the fp16 export

@@ -32,6 +32,11 @@ class ExportOptions:
     max_drop: float = 0.01
     eval_size: int | None = None  # None: the run's val size
     max_batch: int = 8
+    sensitivity: bool = False  # INT8: measure every node's error even when the drop is within budget
+    sensitivity_size: int = 16  # INT8: calibration images the sensitivity is measured on
+    sensitivity_units: int = 64  # INT8: most units measured; above it nodes are grouped by block (int8_sensitivity.py)
+    max_float_nodes: int = 10  # INT8: most nodes the fallback may keep in float (0: no fallback); int8_fallback.py
+    exclude_nodes: tuple = ()  # INT8: nodes the user keeps in float
 
     def check(self) -> None:
         """Refuse what cannot be exported with, before the checkpoint is read."""
@@ -39,9 +44,12 @@ class ExportOptions:
             raise EdgekdError(f"--opset {self.opset} is not supported: use {OPSETS[0]} to {OPSETS[1]} (older opsets resize images unlike "
                               "PyTorch and cannot hold per-channel INT8)")
         for name, value in (("--parity-size", self.parity_size), ("--calib-size", self.calib_size), ("--max-batch", self.max_batch),
-                            ("--eval-size", self.eval_size)):
+                            ("--eval-size", self.eval_size), ("--sensitivity-size", self.sensitivity_size),
+                            ("--sensitivity-units", self.sensitivity_units)):
             if value is not None and value < 1:
                 raise EdgekdError(f"{name} {value}: use at least 1")
+        if self.max_float_nodes < 0:
+            raise EdgekdError(f"--max-float-nodes {self.max_float_nodes}: use 0 (no fallback) or more")
 
 
 @dataclass

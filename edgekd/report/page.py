@@ -185,7 +185,27 @@ def _deployment_blocks(run_dir: Path, primary: str) -> tuple[list, list]:
     if p:
         made.append(p)
         blocks.append(("img", "deployment.png"))
-    return blocks, made
+    int8_blocks, int8_made = _int8_blocks(run_dir)
+    return blocks + int8_blocks, made + int8_made
+
+
+def _int8_blocks(run_dir: Path) -> tuple[list, list]:
+    """The INT8 sensitivity plot and the float fallback's outcome, from export.json (written by edgekd export)."""
+    from .plots import plot_int8_sensitivity
+
+    exp_path = run_dir / "export.json"
+    rec = (json.loads(exp_path.read_text()) if exp_path.exists() else {}).get("int8") or {}
+    p = plot_int8_sensitivity(run_dir, rec)
+    if not p:
+        return [], []
+    blocks = [("h2", "INT8 sensitivity")]
+    fb = rec.get("fallback")
+    if fb:
+        blocks.append(("md", f"every node quantized: {rec['primary_metric']} drop {fb['drop_all_int8']:+.4f}; "
+                             f"{len(fb['added_float_nodes'])} node(s) kept in float: drop {rec['drop']:+.4f} "
+                             f"({'within' if fb['met'] else 'NOT within'} --max-drop {rec['max_drop']})"))
+    blocks.append(("img", p.name))
+    return blocks, [p]
 
 
 def _projector_blocks(run_dir: Path) -> list:

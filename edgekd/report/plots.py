@@ -269,3 +269,25 @@ def plot_deployment(run_dir: Path, rows: list[dict], primary: str) -> Path | Non
     ax.set_title("deployment: latency against accuracy per precision", fontsize=9)
     ax.margins(0.25)
     return _save(fig, Path(run_dir) / "report" / "deployment.png")
+
+
+def plot_int8_sensitivity(run_dir: Path, record: dict, top: int = 15) -> Path | None:
+    """The INT8 sensitivity table of export.json (``int8.sensitivity``) as bars: the error each unit adds quantized
+    alone, largest first; the units kept in float (``int8.float_nodes``) drawn in another colour."""
+    sens = record.get("sensitivity") or {}
+    units = (sens.get("units") or [])[:top]
+    if not units:
+        return None
+    plt = _plt()
+    floated = set(record.get("float_nodes") or [])
+    fig, ax = plt.subplots(figsize=(6.4, 0.28 * len(units) + 1.2))
+    errs = [max(u["output_error"], 1e-12) for u in units]
+    colours = ["tab:red" if set(u["nodes"]) & floated else "tab:blue" for u in units]
+    ax.barh(range(len(units)), errs, color=colours)
+    ax.set_yticks(range(len(units)), [f"{u['unit'][-40:]} ({u['metric_drop']:+.3f})" for u in units], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel(f"output error quantized alone (relative energy; {sens.get('images')} calibration images)")
+    ax.set_title(f"INT8 sensitivity per {sens.get('units_are', 'node')[:-1]} (in brackets: {sens.get('primary_metric')} drop); "
+                 "red: kept in float", fontsize=8)
+    return _save(fig, Path(run_dir) / "report" / "int8_sensitivity.png")
