@@ -96,6 +96,8 @@ def seed_spectra(grid: Path, cid: str) -> dict:
 
     res = {}
     for f in sorted((grid / "runs" / cid).glob("seed*/spectrum.jsonl")):
+        if not (f.parent / "summary.json").exists():  # a run still training (or stopped): not a result
+            continue
         last = read_jsonl(f)[-1]
         res[int(f.parent.name[4:])] = {"P": spectrum_summary(last["singular_values"]),
                                        "P_minus_P0": spectrum_summary(last.get("delta_singular_values", []))
