@@ -322,7 +322,7 @@ def holm_report(folders: list[Path], out: Path) -> None:
     tests = []
     for f in folders:
         v = json.loads((f / "verdicts.json").read_text())
-        tests += [{"task": v["task"], **{k: c.get(k) for k in ("claim", "teacher", "form", "cell", "reference", "mean", "p", "verdict")}}
+        tests += [{"task": v["task"], **{k: c.get(k) for k in ("claim", "teacher", "form", "cell", "reference", "mean", "p", "verdict", "verdict_text")}}
                   for c in v["claims"] if c["primary"] and c["p"] is not None]
     for scope in ("all", *sorted({t["task"] for t in tests})):
         idx = [i for i, t in enumerate(tests) if scope in ("all", t["task"])]
@@ -334,7 +334,7 @@ def holm_report(folders: list[Path], out: Path) -> None:
     for t in tests:
         form = f" ({t['form'].replace('_minus_', ' − ')})" if t.get("form") else ""
         lines.append(f"| {t['task']} | {t['claim']}{form} | {t['teacher']} | {t['cell']} − {t['reference']} | {t['mean']:+.4f} | "
-                     f"{t['p']:.4f} | {t['verdict']} | {'yes' if t['holm_all'] else 'no'} | {'yes' if t['holm_' + t['task']] else 'no'} |")
+                     f"{t['p']:.2g} | {t['verdict_text']} | {'yes' if t['holm_all'] else 'no'} | {'yes' if t['holm_' + t['task']] else 'no'} |")
     text = "\n".join(lines)
     print(text)
     out.mkdir(parents=True, exist_ok=True)
