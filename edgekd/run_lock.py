@@ -78,7 +78,7 @@ class RunLock:
         self.folder, self.verb, self.enabled = Path(folder), verb, enabled
         self.path = self.folder / LOCK_NAME
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-        self._created_folder = False
+        self._created: list[Path] = []
         self._held = False
 
     def __enter__(self) -> "RunLock":
@@ -90,7 +90,7 @@ class RunLock:
         self.release()
 
     def acquire(self) -> None:
-        self._created_folder = not self.folder.exists()
+        self._created = [p for p in (self.folder, *self.folder.parents) if not p.exists()]  # removed again if left empty
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -155,12 +155,12 @@ class RunLock:
             if holder and holder.get("pid") == os.getpid():
                 self.path.unlink(missing_ok=True)
             self._held = False
-        if self._created_folder:
+        for folder in self._created:  # deepest first, only when empty: a refused run leaves no folder behind
             try:
-                self.folder.rmdir()  # only when empty: a refused run leaves no folder behind
+                folder.rmdir()
             except OSError:
-                pass
-            self._created_folder = False
+                break
+        self._created = []
 
 
 def read_lock_file(path: Path) -> dict:
