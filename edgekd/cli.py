@@ -377,18 +377,17 @@ def _check_distill(kw: dict):
 
 
 def _check_distill_parts(cfg: dict, kw: dict, out, problems) -> None:
-    from .preflight import check_data, check_student, check_teacher_names
+    from .preflight import check_data, check_device, check_student, check_teacher_names
     from .train.run_dir import check_run_dir
 
     problems.run(_check_teacher_options, cfg, kw)
     problems.run(check_teacher_names, cfg, _teacher_kind(cfg["distill"]["teacher"]))
     problems.run(check_student, cfg)
+    problems.run(check_device, cfg["train"]["device"])
     problems.run(check_data, cfg, detect=not kw["print_config"])  # --print-config shows a recipe for data to come
     if not kw["print_config"]:
         from .run_lock import check_unlocked
-        from .train.build import pick_device
 
-        problems.run(pick_device, cfg["train"]["device"])  # a missing GPU is said before the run directory exists
 
         problems.run(check_run_dir, out, kw["resume"], kw["overwrite"], True)
         problems.run(check_unlocked, out)

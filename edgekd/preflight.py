@@ -199,6 +199,14 @@ def gpu_recipe_warning(cfg: dict, n_train: int, total_steps: int | None = None) 
             "pixels x batch; measured on 2 cores). A first run: --epochs 12 --train-size 192 --val-size 32 --image-size 64 96")
 
 
+def check_device(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise EdgekdError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+
+
 def will_run_on_cpu(device: str) -> bool:
     if device == "cpu":
         return True

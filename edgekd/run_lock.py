@@ -78,7 +78,7 @@ class RunLock:
         self.folder, self.verb, self.enabled = Path(folder), verb, enabled
         self.path = self.folder / LOCK_NAME
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-        self._created_folder: list = []
+        self._created: list[Path] = []
         self._held = False
 
     def __enter__(self) -> "RunLock":
@@ -90,8 +90,7 @@ class RunLock:
         self.release()
 
     def acquire(self) -> None:
-        # The folders this lock creates (the run folder and any missing parents, e.g. runs/): removed again if left empty.
-        self._created_folder = [d for d in (self.folder, *self.folder.parents) if not d.exists()]
+        self._created = [p for p in (self.folder, *self.folder.parents) if not p.exists()]  # removed again if left empty
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -156,12 +155,12 @@ class RunLock:
             if holder and holder.get("pid") == os.getpid():
                 self.path.unlink(missing_ok=True)
             self._held = False
-        for d in self._created_folder or ():  # innermost first, only when empty: a refused run leaves no folder behind
+        for folder in self._created:  # deepest first, only when empty: a refused run leaves no folder behind
             try:
-                d.rmdir()
+                folder.rmdir()
             except OSError:
                 break
-        self._created_folder = []
+        self._created = []
 
 
 def read_lock_file(path: Path) -> dict:
