@@ -388,7 +388,6 @@ def _check_distill_parts(cfg: dict, kw: dict, out, problems) -> None:
     if not kw["print_config"]:
         from .run_lock import check_unlocked
 
-
         problems.run(check_run_dir, out, kw["resume"], kw["overwrite"], True)
         problems.run(check_unlocked, out)
 
