@@ -114,7 +114,7 @@ def cli():
     """edgekd: cross-task distillation to a measured edge deployment (distill -> export -> bench).
 
     \b
-    A first run on a CPU (under a minute):
+    A first run on a CPU (a few minutes):
       edgekd distill --task depth --epochs 12 --train-size 192 --val-size 32 --image-size 64 96 --out runs/quick
       edgekd export runs/quick                      # model.onnx (+ the profile's precision)
       edgekd bench runs/quick/model.onnx            # latency and accuracy on this machine
