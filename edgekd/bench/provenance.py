@@ -35,8 +35,9 @@ def sha256_file(path) -> str:
 
 
 def now_utc() -> str:
-    """The time a record is written (ISO 8601, UTC, seconds): what "newest" is judged by."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    """The time a record is written (ISO 8601, UTC, microseconds: two benches within a second stay ordered): what
+    "newest" is judged by."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def _read_json(path: Path) -> dict:
@@ -113,7 +114,7 @@ def _when(record: dict, source: Path) -> str:
     """The record's own time, else its file's modification time (older records carry none)."""
     if record.get("measured_at"):
         return str(record["measured_at"])
-    return datetime.fromtimestamp(source.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(source.stat().st_mtime, timezone.utc).isoformat(timespec="microseconds")
 
 
 def bench_records(run_dir) -> dict:

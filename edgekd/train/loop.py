@@ -193,7 +193,9 @@ class Trainer:
         from ..fileio import read_jsonl
 
         rows = [r for r in read_jsonl(self.out / "steps.jsonl") if r.get("epoch") == self.epoch and r.get("step", 0) <= self.step]
-        return [{k: v for k, v in r.items() if k not in ("step", "epoch", "lr")} for r in rows]
+        # steps.jsonl rows also carry the re-measured strength of their step (grad_ratio_*, weight_*): not losses.
+        return [{k: v for k, v in r.items() if k not in ("step", "epoch", "lr") and not k.startswith(("grad_ratio_", "weight_"))}
+                for r in rows]
 
     def _stop_at_boundary(self, save: bool):
         """A signal arrived: keep this step's checkpoint and stop (the CLI exits 128 + the signal's number)."""
