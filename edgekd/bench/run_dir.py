@@ -19,7 +19,6 @@ from pathlib import Path
 from ..errors import EdgekdError, MissingDependencyError
 from .settings import BenchSettings
 
-_SUFFIXES = {".onnx": "onnx", ".tflite": "tflite", ".engine": "engine", ".plan": "engine"}
 FORMAT_OF_KIND = {"onnx": "onnx", "tflite": "litert", "engine": "tensorrt"}
 _PRECISION_ORDER = {"fp32": 0, "fp16": 1, "int8": 2}
 
@@ -31,11 +30,15 @@ def file_precision(path: Path) -> str:
 
 
 def exported_files(run_dir: Path) -> list[Path]:
-    """The exported model files of ``run_dir``: by format (ONNX, LiteRT, TensorRT), then fp32, fp16, int8."""
-    files = [p for p in run_dir.iterdir() if p.is_file() and p.suffix.lower() in _SUFFIXES
-             and not p.name.startswith(".") and ".failed." not in p.name]
+    """The exported model files of ``run_dir``: by format (ONNX, LiteRT, TensorRT), then fp32, fp16, int8.
+    A file's kind comes from the suffixes the runners declare (runners/base.py ``kind_of_suffix``)."""
+    from .runners import kind_of_suffix
+
     kinds = list(FORMAT_OF_KIND)
-    return sorted(files, key=lambda p: (kinds.index(_SUFFIXES[p.suffix.lower()]), _PRECISION_ORDER.get(file_precision(p), 3), p.name))
+    found = [(kind_of_suffix(p.suffix), p) for p in run_dir.iterdir()
+             if p.is_file() and not p.name.startswith(".") and ".failed." not in p.name]
+    exported = [(k, p) for k, p in found if k in FORMAT_OF_KIND]
+    return [p for _, p in sorted(exported, key=lambda kp: (kinds.index(kp[0]), _PRECISION_ORDER.get(file_precision(kp[1]), 3), kp[1].name))]
 
 
 def backends_for(kind: str, requested: str, target: dict | None) -> list[str]:
