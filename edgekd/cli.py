@@ -385,8 +385,8 @@ def _check_distill_parts(cfg: dict, kw: dict, out, problems) -> None:
     problems.run(check_student, cfg)
     problems.run(check_device, cfg["train"]["device"])
     problems.run(check_data, cfg, detect=not kw["print_config"])  # --print-config shows a recipe for data to come
-    if not kw["print_config"]:
-        from .run_lock import check_unlocked
+    if not kw["print_config"] and not _is_worker_rank():  # under torchrun rank 0 owns the folder and its lock: the other
+        from .run_lock import check_unlocked              # ranks would see the run it has begun to write, and its lock held
 
         problems.run(check_run_dir, out, kw["resume"], kw["overwrite"], True)
         problems.run(check_unlocked, out)
