@@ -603,6 +603,9 @@ def _describe_run(trainer):
               help="Spectral regulariser rank r (0 = off), or a comma list of ranks to compare, e.g. 0,2.")
 @click.option("--distill-weight", type=FloatOrAuto(), default=None, help=f"w of the distillation term, or auto (see distill --help) {_pd('distill', 'weight')}.")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Runs per cell (seeds 0..N-1).")
+@click.option("--vary-scenes", is_flag=True,
+              help="Each seed also draws its own scenes (data.seed = the seed), so the intervals cover the scenes as well as the "
+                   "initialisation and order [every seed sees the same scenes].")
 @click.option("--out", required=True, type=click.Path(), help="Directory of the comparison (restart with the same --out to continue).")
 @click.option("--restart", is_flag=True,
               help="Train this grid's cells again when --out holds runs of another recipe (refused otherwise, naming the keys).")
@@ -627,6 +630,7 @@ def compare(**kw):
     if kw["distill_weight"] is not None:
         cfg["distill"]["weight"] = kw["distill_weight"]
     grid = parse_grid(kw["teachers"], kw["teacher_weight_map"], kw["methods"], kw["projections"], kw["spectral_ranks"], kw["seeds"])
+    grid.vary_scenes = kw["vary_scenes"]
     for t in grid.teachers:
         check_teacher_spec(t, grid.weights.get(t))
     _check_grid_teachers(grid.teachers, grid.weights)
@@ -643,6 +647,7 @@ def compare(**kw):
 # Options and keys compare sets itself per cell and seed: a value given for them would be ignored.
 _GRID_SET = {"train.seed": "--seeds N (each cell runs seeds 0..N-1)", "distill.teacher": "--teachers", "distill.method": "--methods",
              "distill.projection": "--projections", "distill.spectral": "--spectral"}
+_VARY_SET = {"data.seed": "--vary-scenes (each seed draws its own scenes)"}
 
 
 def _refuse_unused_compare_options(kw: dict) -> None:
@@ -653,6 +658,8 @@ def _refuse_unused_compare_options(kw: dict) -> None:
         key = item.partition("=")[0].strip()
         if key in _GRID_SET:
             raise EdgekdError(f"compare sets {key} itself per cell (use {_GRID_SET[key]}); drop --set {item}")
+        if key in _VARY_SET and kw.get("vary_scenes"):
+            raise EdgekdError(f"compare --vary-scenes sets {key} itself per seed; drop --set {item} or --vary-scenes")
 
 
 def _check_grid_teachers(teachers: list, weights: dict) -> None:

@@ -76,3 +76,21 @@ def test_compare_refuses_a_grid_of_another_recipe_and_unused_options(tmp_path):
     assert "compare does not use --seed 5" in res.output
     res = run_cli([*grid, *tiny(epochs=2), "--set", "distill.method=at"], expect=2)
     assert "compare sets distill.method itself" in res.output
+
+
+def test_compare_vary_scenes_gives_each_seed_its_own_scenes(tmp_path):
+    """Issue 24, item 6: with --vary-scenes a seed is also the data seed (intervals then cover the draw of scenes);
+    without it every seed sees data.seed's scenes; a resumed call keeps the choice, a contradicting --set is refused."""
+    grid = ["compare", "--task", "depth", "--teachers", "none", "--seeds", "2", *tiny(epochs=1)]
+    run_cli([*grid, "--vary-scenes", "--out", tmp_path / "vary"])
+    seeds = [json.loads((tmp_path / "vary" / "runs" / "none" / f"seed{s}" / "config.json").read_text())["data"]["seed"] for s in (0, 1)]
+    assert seeds == [0, 1]
+    assert all(c["vary_scenes"] for c in json.loads((tmp_path / "vary" / "compare.json").read_text())["cells"])
+    run_cli([*grid, "--out", tmp_path / "fixed", "--set", "data.seed=7"])
+    seeds = [json.loads((tmp_path / "fixed" / "runs" / "none" / f"seed{s}" / "config.json").read_text())["data"]["seed"] for s in (0, 1)]
+    assert seeds == [7, 7]
+    # the same --out without the flag would mix two designs: refused, naming the key
+    res = run_cli([*grid, "--out", tmp_path / "vary"], expect=2)
+    assert "holds runs of another recipe: data.seed (1 -> 0)" in res.output
+    res = run_cli([*grid, "--vary-scenes", "--set", "data.seed=3", "--out", tmp_path / "x"], expect=2)
+    assert "--vary-scenes sets data.seed itself" in res.output

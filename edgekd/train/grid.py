@@ -33,6 +33,7 @@ class GridSpec:
     projections: list[str]
     ranks: list[int]
     seeds: int
+    vary_scenes: bool = False  # each seed also draws its own scenes (data.seed = the seed)
 
 
 def parse_grid(teachers: str, teacher_weight_map, methods: str, projections: str, spectral_ranks: str, seeds: int) -> GridSpec:
@@ -178,6 +179,8 @@ def run_compare(cfg: dict, grid: GridSpec, out: Path, echo=print, progress: bool
     from ..report.compare import write_differences, write_tables
 
     cells = grid_cells(grid.teachers, grid.methods, grid.projections, grid.ranks)
+    for c in cells:  # stored with the cell in compare.json, so a resumed call draws the same scenes
+        c["vary_scenes"] = grid.vary_scenes
     check_recipe(out, cfg, cells, list(range(grid.seeds)), restart, grid.weights, echo)
     echo(f"edgekd compare: {len(cells)} cells x {grid.seeds} seeds = {len(cells) * grid.seeds} runs of "
          f"{cfg['train']['epochs']} epochs on {cfg['train']['train_size']} {cfg['data']['data']} images -> {out}")
@@ -244,6 +247,8 @@ def cell_config(base_cfg: dict, cell: dict, seed: int, teacher_weights: dict | N
         d["method"], d["projection"] = cell["method"], cell["projection"]
     d["spectral"] = cell["spectral"]
     cfg["train"]["seed"] = seed
+    if cell.get("vary_scenes"):  # the intervals then cover the draw of scenes, not only initialisation and order
+        cfg["data"]["seed"] = seed
     return cfg
 
 

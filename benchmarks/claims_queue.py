@@ -1,0 +1,222 @@
+"""Issue 24's second CPU grid: colourisation in regime C and depth in regime M (no memorisation), as one queue.
+
+    python benchmarks/claims_queue.py EDGEKD WORK --stop 06:25            # run (resumable: call it again)
+    python benchmarks/claims_queue.py EDGEKD WORK --merge                 # WORK/PLAN/grid for the verdict scripts
+    python benchmarks/claims_queue.py EDGEKD WORK --dry-run               # print the queue and what is done
+
+The design (cells, seeds, ratios, the pilot rule, the stop time) is fixed in benchmarks/claims_tasks.md
+(colourisation) and benchmarks/claims.md (regime M) before any test run.  Two single-thread workers
+take the next runnable item in priority order: colourisation's pilot (held-out seed 100), its grid
+seed-major (seeds 0-4), then regime M seed-major.  An item is one ``edgekd compare --seeds k`` call on
+the cell's own folder ``WORK/PLAN/cells/CELL`` (it trains seed k-1; a run folder holds one writer, so
+two workers never share a folder), runnable when the cell's seed k-2 is done and, for a distillation
+cell, the pilot rule has chosen its ratio.  No item starts after ``--stop`` (UTC); what finished by
+then is what the pages report.  Every call's command and output go to ``WORK/logs/``; ``WORK/queue.log``
+has a stamped line per start and end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+COMMON = ["--profile", "jetson", "--student", "mobilenetv2_100", "--student-weights", "imagenet", "--image-size", "96", "128",
+          "--val-size", "256", "--batch-size", "32", "--lr", "1e-3", "--workers", "0", "--device", "cpu",
+          "--set", "train.eval_every=0", "--set", "train.train_eval_size=64"]
+# Regime C of claims.md with the task switched (claims_tasks.md): 64 scenes, 40 epochs = 80 steps.
+REGIME_C = [*COMMON, "--task", "colourisation", "--train-size", "64", "--epochs", "40", "--set", "train.warmup_steps=8",
+            "--set", "distill.spectral_norm=fro", "--set", "distill.spectral_scope=batch"]
+# Regime M of claims.md: 256 scenes, 40 epochs = 320 steps (4x regime C's 80), a random ViT-Ti/16 (192 channels:
+# 32 x 3 x 4 = 384 rows a batch = 2x its channels, 3072 distinct training rows = 16x), projector shrinkage 0.01,
+# the ratio regime C chose for depth (0.3) fixed before.
+TEACHER_M = "random:vit_tiny_patch16_224"
+REGIME_M = [*COMMON, "--task", "depth", "--train-size", "256", "--epochs", "40", "--set", "train.warmup_steps=32",
+            "--set", "distill.projector_shrinkage=0.01"]
+SEEDS = 5
+PILOT_SEED = 100
+
+
+def colour_cells():
+    """(cell id, compare args, pilot prefix whose choice sets the ratio or None)."""
+    fit = ["--methods", "fitnet", "--teachers", "random", "--distill-weight", "auto"]
+    return [("none", ["--teachers", "none"], None),
+            ("random-fitnet-inverted", [*fit, "--projections", "inverted"], "fitnet"),
+            ("random-fitnet-traditional", [*fit, "--projections", "traditional"], "fitnet"),
+            ("none-r2", ["--teachers", "none", "--spectral", "2", "--set", "distill.spectral_weight=auto"], "spectral")]
+
+
+def m_cells():
+    fit = ["--methods", "fitnet", "--teachers", TEACHER_M, "--distill-weight", "auto", "--set", "distill.grad_ratio=0.3"]
+    return [("none", ["--teachers", "none"], None),
+            ("random-vit_tiny_patch16_224-fitnet-inverted", [*fit, "--projections", "inverted"], None),
+            ("random-vit_tiny_patch16_224-fitnet-traditional", [*fit, "--projections", "traditional"], None)]
+
+
+# Colourisation's pilot (claims_tasks.md): (name, ratio or "", distill args)
+PILOTS = [("none", "", ["--teacher", "none", "--set", "train.eval_every=5"]),
+          ("fitnet", "0.3", ["--teacher", "random", "--distill-weight", "auto"]),
+          ("fitnet", "1.0", ["--teacher", "random", "--distill-weight", "auto"]),
+          ("spectral", "0.1", ["--teacher", "none", "--spectral", "2", "--spectral-weight", "auto"]),
+          ("spectral", "0.3", ["--teacher", "none", "--spectral", "2", "--spectral-weight", "auto"])]
+CHOICES = {"fitnet": ("0.3", "1.0"), "spectral": ("0.1", "0.3")}
+
+
+class Item:
+    def __init__(self, name, plan, out, args, needs=(), choice=None):
+        self.name, self.plan, self.out, self.args, self.needs, self.choice = name, plan, out, args, list(needs), choice
+        self.state = "todo"
+
+    def done(self) -> bool:
+        return (self.out / "summary.json").exists()
+
+
+def build_queue(work: Path) -> list[Item]:
+    items, pilot = [], work / "colourisation" / "pilot"
+    for name, r, args in PILOTS:
+        out = pilot / (f"{name}-r{r}" if r else name)
+        ratio = ["--set", f"distill.grad_ratio={r}"] if r else []
+        items.append(Item(f"pilot {out.name}", "colourisation", out,
+                          ["distill", *REGIME_C, *args, *ratio, "--seed", str(PILOT_SEED), "--set", f"data.seed={PILOT_SEED}",
+                           "--quiet", "--out", str(out), "--overwrite"]))
+    for plan, cells, regime in (("colourisation", colour_cells(), REGIME_C), ("depth_m", m_cells(), REGIME_M)):
+        for seed in range(SEEDS):
+            for cid, args, prefix in cells:
+                folder = work / plan / "cells" / cid
+                needs = [f"{plan} {cid} seed{seed - 1}"] if seed else []
+                needs += [f"pilot {prefix}-r{r}" for r in CHOICES[prefix]] if prefix else []
+                items.append(Item(f"{plan} {cid} seed{seed}", plan, folder / "runs" / cid / f"seed{seed}",
+                                  ["compare", *regime, *args, "--vary-scenes", "--seeds", str(seed + 1), "--quiet", "--out", str(folder)],
+                                  needs, choice=prefix))
+    return items
+
+
+def choose(work: Path, prefix: str) -> str:
+    """The pilot rule (claims_tasks.md): the ratio with the best validation PSNR on seed 100; a tie: the smaller."""
+    pilot = work / "colourisation" / "pilot"
+    vals = {r: json.loads((pilot / f"{prefix}-r{r}" / "summary.json").read_text())["final"]["psnr"] for r in CHOICES[prefix]}
+    best = max(CHOICES[prefix], key=lambda r: (vals[r], -float(r)))
+    path = pilot / f"choice-{prefix}.json"
+    if not path.exists():
+        path.write_text(json.dumps({"metric": "psnr", "seed": PILOT_SEED, "values": vals, "chosen": best}, indent=1))
+    return json.loads(path.read_text())["chosen"]
+
+
+def stamp(work: Path, text: str) -> None:
+    line = f"{dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')} {text}"
+    print(line, flush=True)
+    with open(work / "queue.log", "a") as f:
+        f.write(line + "\n")
+
+
+class Queue:
+    def __init__(self, edgekd: Path, work: Path, stop: dt.datetime):
+        self.edgekd, self.work, self.stop = edgekd, work, stop
+        self.items = build_queue(work)
+        self.by_name = {i.name: i for i in self.items}
+        self.lock = threading.Lock()
+        for i in self.items:
+            if i.done():
+                i.state = "done"
+
+    def _ready(self, item: Item) -> bool:
+        return item.state == "todo" and all(self.by_name[n].state == "done" for n in item.needs)
+
+    def take(self) -> Item | None:
+        """The first runnable item; None when nothing is left or the stop time has passed."""
+        while True:
+            with self.lock:
+                if dt.datetime.now(dt.timezone.utc) >= self.stop:
+                    return None
+                if not any(i.state in ("todo", "running") for i in self.items):
+                    return None
+                for item in self.items:
+                    if self._ready(item):
+                        item.state = "running"
+                        return item
+                if not any(i.state == "running" for i in self.items):
+                    return None  # what is left waits on a failed item
+            time.sleep(10)
+
+    def run(self, item: Item) -> None:
+        args = list(item.args)
+        if item.choice:
+            args += ["--set", f"distill.grad_ratio={choose(self.work, item.choice)}"]
+        log = self.work / "logs" / (item.name.replace(" ", "_") + ".log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONPATH": str(self.edgekd), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
+               "EDGEKD_CACHE": str(self.work / "scene_cache")}
+        stamp(self.work, f"start {item.name}")
+        with open(log, "w") as f:
+            f.write("python -m edgekd " + " ".join(args) + "\n")
+            f.flush()
+            rc = subprocess.call(["python", "-m", "edgekd", *args], cwd=self.edgekd, env=env, stdout=f, stderr=subprocess.STDOUT)
+        ok = rc == 0 and item.done()
+        with self.lock:
+            item.state = "done" if ok else "failed"
+        stamp(self.work, f"end {item.name} rc={rc}{'' if ok else ' FAILED'}")
+
+    def worker(self) -> None:
+        while (item := self.take()) is not None:
+            self.run(item)
+
+
+def merge(work: Path) -> None:
+    """WORK/PLAN/grid: one compare folder (compare.json + runs/CELL links) over the cell folders, for the verdict scripts."""
+    for plan in ("colourisation", "depth_m"):
+        cells_dir = work / plan / "cells"
+        if not cells_dir.exists():
+            continue
+        grid = work / plan / "grid"
+        (grid / "runs").mkdir(parents=True, exist_ok=True)
+        cells, seeds, config = [], set(), None
+        for folder in sorted(p for p in cells_dir.iterdir() if (p / "compare.json").exists()):
+            meta = json.loads((folder / "compare.json").read_text())
+            config = config or meta["config"]
+            cells += meta["cells"]
+            seeds |= set(meta["seeds"])
+            for c in meta["cells"]:
+                link = grid / "runs" / c["id"]
+                if not link.exists():
+                    link.symlink_to((folder / "runs" / c["id"]).resolve())
+        (grid / "compare.json").write_text(json.dumps({"config": config, "cells": cells, "seeds": sorted(seeds)}, indent=1))
+        print(f"{grid}: {len(cells)} cells, seeds {sorted(seeds)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("edgekd", type=Path, help="the (frozen) edgekd checkout to run")
+    ap.add_argument("work", type=Path)
+    ap.add_argument("--stop", default="06:25", help="UTC HH:MM today: no item starts after it")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--merge", action="store_true")
+    a = ap.parse_args()
+    a.work.mkdir(parents=True, exist_ok=True)
+    if a.merge:
+        return merge(a.work)
+    h, m = map(int, a.stop.split(":"))
+    stop = dt.datetime.now(dt.timezone.utc).replace(hour=h, minute=m, second=0, microsecond=0)
+    q = Queue(a.edgekd.resolve(), a.work.resolve(), stop)
+    if a.dry_run:
+        for i in q.items:
+            print(f"{i.state:5} {i.name}  needs {i.needs}")
+        return
+    stamp(a.work, f"queue: {sum(i.state == 'todo' for i in q.items)} of {len(q.items)} items to run, stop {stop:%H:%M} UTC, "
+                  f"edgekd {a.edgekd}")
+    threads = [threading.Thread(target=q.worker) for _ in range(a.workers)]
+    for t in threads:
+        t.start()
+        time.sleep(5)
+    for t in threads:
+        t.join()
+    stamp(a.work, "queue: " + ", ".join(f"{s} {sum(i.state == s for i in q.items)}" for s in ("done", "failed", "todo")))
+
+
+if __name__ == "__main__":
+    main()
