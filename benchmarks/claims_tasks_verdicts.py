@@ -38,6 +38,8 @@ REGIME = ("--profile jetson --task {task} --student mobilenetv2_100 --student-we
           "--set train.warmup_steps=8 --set train.eval_every=0 --set train.train_eval_size=64 "
           "--set distill.spectral_norm=fro --set distill.spectral_scope=batch")
 RANDOM, LITE = "random-fitnet", "efficientnet_lite0-fitnet"
+# (teacher, cell id without its projection): the FitNets cells whose projector spectra decide claim 5
+BASES = (("random ViT-B/32", RANDOM), ("ImageNet EfficientNet-Lite0", LITE))
 # (claim, teacher, cell, reference, paper's teacher key for the effect over no teacher or None)
 CHECKS = [
     ("1. dissimilar teacher: inverted > traditional", "random ViT-B/32", f"{RANDOM}-inverted", f"{RANDOM}-traditional", None),
@@ -117,7 +119,7 @@ def spectra_and_claim5(grid: Path, ids):
             xs = [s[form] for s in seeds.values() if s[form]]
             mean[cid][form] = {k: float(np.mean([x[k] for x in xs])) for k in xs[0]} if xs else {}
     claims = []
-    for teacher, base in (("random ViT-B/32", RANDOM), ("ImageNet EfficientNet-Lite0", LITE)):
+    for teacher, base in BASES:
         inv, trad = per.get(f"{base}-inverted"), per.get(f"{base}-traditional")
         if not inv or not trad:
             continue
@@ -167,7 +169,15 @@ def run_minutes(run_dir: Path) -> float:
     return (os.path.getmtime(run_dir / "summary.json") - os.path.getmtime(run_dir / "config.json")) / 60.0
 
 
-def enrich_rows(rows, task, commit):
+def logged_command(logs: Path | None, plan: str, row: dict, work: Path) -> str | None:
+    """The command benchmarks/claims_queue.py ran for this row (the first line of its log), WORK for its folder."""
+    log = logs / f"{plan}_{row['id']}_seed{row['seed']}.log" if logs else None
+    if not log or not log.exists():
+        return None
+    return "OMP_NUM_THREADS=1 " + log.read_text().splitlines()[0].replace(str(work), "WORK")
+
+
+def enrich_rows(rows, task, commit, logs: Path | None = None, plan: str = "", work: Path = Path("WORK")):
     """Add the commit, the command, the grad ratio, the loss weights and the run time to each results row."""
     for r in rows:
         run = Path(r["run"])
@@ -178,8 +188,9 @@ def enrich_rows(rows, task, commit):
         r["data_seed"] = cfg["data"]["seed"]
         r["run_minutes"] = run_minutes(run)
         r["commit"] = commit
-        r["command"] = (f"OMP_NUM_THREADS=1 python -m edgekd compare {REGIME.format(task=task)} --seeds 5 --quiet "
-                        f"--out GRID {cell_args(r)}  # run: GRID/runs/{r['id']}/seed{r['seed']}")
+        r["command"] = logged_command(logs, plan, r, work) or (
+            f"OMP_NUM_THREADS=1 python -m edgekd compare {REGIME.format(task=task)} --seeds 5 --quiet "
+            f"--out GRID {cell_args(r)}  # run: GRID/runs/{r['id']}/seed{r['seed']}")
         r["run"] = f"runs/{r['id']}/seed{r['seed']}"
     return rows
 
@@ -207,6 +218,8 @@ def pilot_table(pilot: Path, metric: str) -> dict:
     from edgekd.fileio import read_jsonl
 
     runs, curve = {}, []
+    if not pilot.exists():
+        return {"runs": runs, "none_curve": curve, "choices": {}}
     for d in sorted(p for p in pilot.iterdir() if (p / "summary.json").exists()):
         s = json.loads((d / "summary.json").read_text())
         cfg = json.loads((d / "config.json").read_text())
@@ -286,7 +299,8 @@ def decide(task_dir: Path, task: str, edgekd: Path, out: Path) -> None:
     rows = collect(grid)
     for r in rows:
         keep_run_files(Path(r["run"]), out / "runs" / r["id"] / f"seed{r['seed']}")
-    rows = enrich_rows(rows, task, commit)
+    work = task_dir.resolve().parent  # claims_queue.py's WORK (its logs/ name each run's command)
+    rows = enrich_rows(rows, task, commit, work / "logs", task_dir.name, work)
     ids = sorted({r["id"] for r in rows})
     spec, claim5 = spectra_and_claim5(grid, ids)
     claims = claim_rows(rows, ids, task, metric) + claim5
