@@ -169,9 +169,11 @@ except EdgekdError as e:
     assert res.returncode == 0, res.stderr[-2000:]
     refused = [ln for ln in res.stdout.splitlines() if ln.startswith("refused:")]
     assert len(refused) == 1 and refused[0].startswith("refused: 1 ") and "grad_clip" in refused[0]  # one line
+    assert "unknown key" not in refused[0]  # refused for its range: the schema has the key
     cli = WITH_KEY + "from edgekd.cli import main; sys.argv[0] = 'edgekd'; main()"
-    helped = _run(cli, field, "distill", "--help")
-    assert helped.returncode == 0 and "--grad-clip" in helped.stdout and "Clip the gradient norm" in helped.stdout
+    bad = _run(cli, field, "distill", "--set", "train.grad_clip=-1", "--out", tmp_path / "run")  # refused before any work
+    errors = [ln for ln in (bad.stdout + bad.stderr).splitlines() if ln.startswith("error:")]
+    assert bad.returncode == 2 and len(errors) == 1 and "grad_clip" in errors[0] and "unknown key" not in errors[0], bad.stderr[-2000:]
     # Step 2 is the read test_config's check looks for; the package itself does not read the key.
     assert ("train", "grad_clip") in test_config.section_reads([ast.parse(read)], SECTIONS)
     package = [ast.parse(p.read_text()) for p in (Path(__file__).parents[1] / "edgekd").rglob("*.py")]

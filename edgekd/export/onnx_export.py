@@ -1,4 +1,5 @@
-"""Student -> ONNX: dynamic batch, inline weights, full checker, metadata, parity against PyTorch.
+"""Student -> ONNX: dynamic batch, inline weights, full checker, its model card (edgekd/card.py), parity against PyTorch;
+and the task metrics of an ONNX file under ONNX Runtime (INT8 judging and sensitivity, edgekd fit).
 
 Only the student (encoder + decoder + head activation) enters the graph;
 projectors and the teacher never do (docs/architecture.md, "The deployment contract").  The TorchScript exporter
