@@ -19,22 +19,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "edgekd"
 
-# Lowest first.  A module belongs to the floor of the longest prefix that names it.
+# Lowest first.  A module belongs to the floor of the longest prefix that names it (docs/architecture.md, "Floors").
 FLOORS = [
-    ("base", ("edgekd", "edgekd.errors", "edgekd.registry", "edgekd.lazy", "edgekd.fileio")),
+    # run_lock: a run folder's one-writer lock (a file-system primitive beside fileio; the commands take it);
+    # torch_stack: the torch/torchvision probe that the models' factory, the CLI and edgekd doctor call.
+    ("base", ("edgekd", "edgekd.errors", "edgekd.registry", "edgekd.lazy", "edgekd.fileio", "edgekd.run_lock", "edgekd.torch_stack")),
     ("distill, data", ("edgekd.distill", "edgekd.data")),
     ("tasks", ("edgekd.tasks",)),
     ("config", ("edgekd.config",)),  # not in the stated order: the profile schema every later floor reads
-    ("model card", ("edgekd.model_card",)),  # not a module yet
+    ("model card", ("edgekd.card",)),
     ("models", ("edgekd.models",)),
     ("bench", ("edgekd.bench",)),
     ("export", ("edgekd.export",)),
     ("train", ("edgekd.train",)),
     ("report", ("edgekd.report",)),
-    ("commands", ("edgekd.fit", "edgekd.commands")),
+    # preflight checks a command's names and files before the work; doctor is `edgekd doctor`.
+    ("commands", ("edgekd.commands", "edgekd.fit", "edgekd.preflight", "edgekd.doctor")),
     ("cli", ("edgekd.cli", "edgekd.__main__")),
 ]
-
 
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT.parent).with_suffix("").parts

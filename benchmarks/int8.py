@@ -19,7 +19,8 @@ import numpy as np
 from edgekd.bench.run import run_bench
 from edgekd.data import open_dataset
 from edgekd.data.transforms import normalise, resize_sample
-from edgekd.export.quantize import evaluate_onnx, quantize_int8
+from edgekd.export.onnx_export import evaluate_onnx
+from edgekd.export.quantize import quantize_int8
 from edgekd.tasks import create_task
 
 VARIANTS = {

@@ -20,8 +20,8 @@ import numpy as np
 from edgekd.export import run_export
 from edgekd.export.int8_fallback import p50_latency_ms
 from edgekd.export.job import load_job, ExportOptions
-from edgekd.export.onnx_export import validation_batch
-from edgekd.export.quantize import evaluate_onnx
+from edgekd.bench.evaluate import validation_batch
+from edgekd.export.onnx_export import evaluate_onnx
 
 
 def export_int8(run: Path, name: str, a, **kw) -> dict:

@@ -24,7 +24,7 @@ import numpy as np
 from edgekd.bench.run import run_bench
 from edgekd.bench.runners import create_runner
 from edgekd.config import load_profile
-from edgekd.export.onnx_export import validation_batch
+from edgekd.bench.evaluate import validation_batch
 from edgekd.export.quantize import quantize_int8
 from edgekd.fit import Candidate, Exporter, _task_for, candidate_config
 

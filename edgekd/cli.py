@@ -73,7 +73,7 @@ def _user_errors(fn):
         except RuntimeError as e:
             if "torchvision::" not in str(e):
                 raise
-            from .doctor import stack_problem  # torchvision's compiled operators did not load: say which install is wrong
+            from .torch_stack import stack_problem  # torchvision's compiled operators did not load: say which install is wrong
 
             problem = stack_problem(e)
             if problem is None:
@@ -623,7 +623,8 @@ def compare(**kw):
     a verdict (better / worse / not resolved, needs ≈ N seeds); then run: edgekd report OUT
     """
     from .fileio import check_out_dir
-    from .train.grid import parse_grid, run_compare
+    from .commands.compare import run_compare
+    from .train.grid import parse_grid
 
     _refuse_unused_compare_options(kw)
     cfg = resolve_config({**kw, "teacher": None, "spectral": None})

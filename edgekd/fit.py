@@ -131,11 +131,8 @@ class Exporter:
     def _fp32_model(self, cand: Candidate):
         key = (cand.student, cand.size)
         if key not in self._fp32:
-            import onnx
             import torch
 
-            from .export.onnx_export import _onnx_bytes, add_metadata, build_metadata
-            from .fileio import atomic_write_bytes
             from .models.student import EncoderDecoder, check_image_size
 
             c = candidate_config(self.cfg, Candidate(cand.student, cand.size, "fp32"))
@@ -145,17 +142,25 @@ class Exporter:
             check_image_size(cand.size, model.stride, cand.student)
             params, macs = count_macs(model, cand.size)
             path = self.out / "models" / f"{cand.student}@{cand.size[0]}x{cand.size[1]}.fp32.onnx"
-            proto = onnx.load_from_string(_onnx_bytes(model, cand.size, c["export"]["opset"]))
-            add_metadata(proto, build_metadata(task, c, {"task_args": args}, "fp32"))
-            atomic_write_bytes(path, proto.SerializeToString())
-            self._fp32[key] = (model, path, params, macs, c, task)
+            self._write(model, task, args, c, "fp32", path)
+            self._fp32[key] = (model, path, params, macs, c, task, args)
         return self._fp32[key]
 
+    @staticmethod
+    def _write(model, task, args: dict, c: dict, precision: str, path: Path) -> None:
+        """The candidate as export writes a student: a checked graph with its model card (export/onnx_export.py)."""
+        from .card import ModelCard
+        from .export.onnx_export import student_onnx
+        from .fileio import atomic_write_bytes
+
+        card = ModelCard.of_run(task, c, {"task_args": args}, precision)
+        atomic_write_bytes(path, student_onnx(model, card, c["model"]["student"], tuple(c["data"]["image_size"]), c["export"]["opset"]))
+
     def export(self, cand: Candidate) -> dict:
-        model, fp32, params, macs, c, task = self._fp32_model(cand)
+        model, fp32, params, macs, c, task, args = self._fp32_model(cand)
         path = fp32
         if cand.precision == "int8":
-            from .export.onnx_export import validation_batch
+            from .bench.evaluate import validation_batch
             from .export.quantize import quantize_int8
 
             if cand.size not in self._calib:  # a few real scenes: the ranges, not the latency, depend on them
@@ -163,14 +168,8 @@ class Exporter:
             path = fp32.with_suffix("").with_suffix(".int8.onnx")
             quantize_int8(fp32, path, self._calib[cand.size], self.symmetric, "minmax")
         elif cand.precision == "fp16":
-            import onnx
-
-            from .export.onnx_export import _onnx_bytes, add_metadata, build_metadata
-            from .fileio import atomic_write_bytes
-
             path = fp32.with_suffix("").with_suffix(".fp16.onnx")
-            proto = onnx.load_from_string(_onnx_bytes(copy.deepcopy(model), cand.size, c["export"]["opset"], half=True))
-            atomic_write_bytes(path, add_metadata(proto, build_metadata(task, c, {}, "fp16")).SerializeToString())
+            self._write(model, task, args, c, "fp16", path)
         return {"onnx": str(path), "size_mb": path.stat().st_size / 1e6, "params": params, "macs": macs}
 
 
@@ -220,10 +219,10 @@ def choose(rows: list[dict], key: str, higher_is_better: bool = True) -> dict | 
 def train_and_score(cfg: dict, student: str, size, precisions, epochs: int, out: Path, sets=()) -> dict:
     """Train ``student`` at ``size`` briefly (the distill code path; no teacher unless --set gives one), export
     it at ``precisions`` (edgekd export's own INT8 path) and return the task's primary metric per precision."""
+    from .bench.evaluate import validation_batch
     from .config import apply_overrides
     from .export import run_export
-    from .export.onnx_export import validation_batch
-    from .export.quantize import evaluate_onnx
+    from .export.onnx_export import evaluate_onnx
     from .train.loop import Trainer
 
     from .models.packaged import imagenet_models
@@ -266,17 +265,18 @@ def _base_config(profile: str | None, target: str | None) -> tuple[dict, str | N
 
 
 def resolve_backend(requested: str, target: dict) -> str:
-    from .bench.runners import auto_backend, backend_class, list_backends, unavailable
+    """The backend that times the candidates: bench's choice for an ONNX file (bench/run.py), refused in one line
+    when it does not run ONNX files or not on this machine."""
+    from .bench.run import pick_backend
+    from .bench.runners import backend_class, list_backends, unavailable
 
-    if requested == "auto":
-        return auto_backend("onnx", target)
-    cls = backend_class(requested)
-    if cls.model_kind != "onnx":
+    if requested != "auto" and backend_class(requested).model_kind != "onnx":
         raise EdgekdError(f"edgekd fit benches ONNX files; --backend {requested} does not run them (use one of: auto, {', '.join(list_backends('onnx'))})")
-    why = unavailable(cls.name)
+    backend = pick_backend("onnx", requested, target)
+    why = None if requested == "auto" else unavailable(backend)  # auto takes an available one
     if why:
         raise EdgekdError(why)
-    return cls.name
+    return backend
 
 
 def run_fit(profile=None, target=None, candidates=None, backend="auto", min_time=0.3, rounds=1, train_epochs=0, sets=(),
@@ -401,13 +401,9 @@ def _write_outputs(out: Path, result: dict) -> None:
 
 def plot_front(result: dict, path: Path) -> Path:
     """Latency (p50) against the task metric, the front joined, the budget as a line."""
-    import matplotlib
+    from .report.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .fileio import atomic_write
-
+    plt = pyplot()
     rows = [r for r in result["candidates"] if r.get("metric") is not None]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.scatter([r["p50_ms"] for r in rows], [r["metric"] for r in rows], c=["C3" if r["pareto"] else "C7" for r in rows])
@@ -422,9 +418,7 @@ def plot_front(result: dict, path: Path) -> Path:
     ax.set_ylabel(rows[0]["metric_name"] if rows else "metric")
     ax.set_title(f"edgekd fit: {result['target']}")
     fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
-    plt.close(fig)
-    return path
+    return save_figure(fig, Path(path), dpi=120)
 
 
 def write_profile_toml(cfg: dict, row: dict, path, target_ref: str | None = None) -> Path:

@@ -8,7 +8,6 @@ a weights file only has its first bytes read.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Callable
 
@@ -31,14 +30,6 @@ class Problems(list):
     def raise_if_any(self) -> None:
         if self:
             raise EdgekdError("\n".join(self))
-
-
-def suggest(name: str, names: list[str], n: int = 3) -> list[str]:
-    """Close names: those that extend or truncate ``name`` first (``mobilenetv2_10`` -> ``mobilenetv2_100``), then difflib's."""
-    stem = [c for c in names if c != name and (c.startswith(name) or name.startswith(c))]
-    stem.sort(key=lambda c: (abs(len(c) - len(name)), c))
-    close = difflib.get_close_matches(name, names, n=n, cutoff=0.6)
-    return list(dict.fromkeys(stem[:n] + close))[:n]
 
 
 def check_timm_name(name: str, role: str) -> None:
@@ -65,7 +56,7 @@ def _meta_encoder(name: str):
     except EdgekdError:
         raise
     except Exception as e:
-        from .doctor import stack_problem
+        from .torch_stack import stack_problem
 
         problem = stack_problem(e)
         if problem:

@@ -32,6 +32,14 @@ def one_of(names: Iterable[str]) -> str:
     return "one of: " + ", ".join(names)
 
 
+def suggest(name: str, names: list[str], n: int = 3) -> list[str]:
+    """Close names: those that extend or truncate ``name`` first (``mobilenetv2_10`` -> ``mobilenetv2_100``), then difflib's."""
+    stem = [c for c in names if c != name and (c.startswith(name) or name.startswith(c))]
+    stem.sort(key=lambda c: (abs(len(c) - len(name)), c))
+    close = difflib.get_close_matches(name, names, n=n, cutoff=0.6)
+    return list(dict.fromkeys(stem[:n] + close))[:n]
+
+
 class Registry:
     """Named entries of one kind, with aliases, in registration order.
 

@@ -76,7 +76,7 @@ def test_cpu_estimate_scales_with_pixels_and_batch():
 
 def test_torch_torchvision_mismatch_is_named_instead_of_blaming_the_student(tmp_path, monkeypatch):
     """The environment of the issue: torch 2.13.0+cpu with PyPI's torchvision 0.28.0, whose operators do not load."""
-    from edgekd import doctor
+    from edgekd import torch_stack
 
     real_import = builtins.__import__
 
@@ -85,9 +85,9 @@ def test_torch_torchvision_mismatch_is_named_instead_of_blaming_the_student(tmp_
             raise RuntimeError("operator torchvision::nms does not exist")
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(doctor, "_torch_version", lambda: "2.13.0+cpu")
-    monkeypatch.setattr(doctor, "_torchvision_version", lambda v: "0.28.0")
-    monkeypatch.setattr(doctor, "probe_torchvision", lambda: "operator torchvision::nms does not exist")
+    monkeypatch.setattr(torch_stack, "torch_version", lambda: "2.13.0+cpu")
+    monkeypatch.setattr(torch_stack, "torchvision_version", lambda v: "0.28.0")
+    monkeypatch.setattr(torch_stack, "probe_torchvision", lambda: "operator torchvision::nms does not exist")
     monkeypatch.setattr(builtins, "__import__", broken_import)
     res = run_cli([*D, "--out", tmp_path / "r"], expect=2)
     err = res.stderr.strip()
@@ -97,7 +97,7 @@ def test_torch_torchvision_mismatch_is_named_instead_of_blaming_the_student(tmp_
 
 
 def test_pairing_rule():
-    from edgekd.doctor import pairing_problem
+    from edgekd.torch_stack import pairing_problem
 
     assert pairing_problem("2.14.1+cu130", "0.29.1+cu130") is None
     assert pairing_problem("2.14.1", "0.29.1") is None

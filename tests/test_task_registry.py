@@ -91,13 +91,13 @@ def test_task_draws_and_describes_its_output(name, source):
 
 @pytest.mark.parametrize("name", list_tasks())
 def test_prediction_figure(name, source, tmp_path):
-    from edgekd.report.plots import _save, prediction_figure
+    from edgekd.report.plots import prediction_figure, save_figure
 
     task = _task(name, source)
     samples = [source[i] for i in range(2)]
     target = np.stack([np.asarray(task.target(s)) for s in samples])
     pred = _prediction(task, target, np.random.default_rng(2)).numpy()
-    assert _save(prediction_figure(task, samples, pred), tmp_path / "p.png").stat().st_size > 0
+    assert save_figure(prediction_figure(task, samples, pred), tmp_path / "p.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("name", list_tasks())

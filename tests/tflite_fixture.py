@@ -20,7 +20,7 @@ BIAS = np.array([0.3], np.float32)
 
 
 def model_card(precision: str = "fp32", layout: str = "NCHW", n: int = 4) -> dict:
-    """The metadata edgekd export writes (onnx_export.build_metadata's keys), for 4 synthetic validation scenes."""
+    """The metadata edgekd export writes (edgekd/card.py: ModelCard.to_props()'s keys), for 4 synthetic validation scenes."""
     shape = [1, H, W, 3] if layout == "NHWC" else [-1, 3, H, W]
     card = {"edgekd_version": "test", "task": "depth", "task_args": "{}", "input_name": "input", "input_shape": json.dumps(shape),
             "layout": layout, "normalisation": json.dumps({"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "scale": 1 / 255}),

@@ -18,9 +18,9 @@ when they saw the same inputs (``provenance.same_data``).
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
+from ..card import ModelCard
 from .evaluate import evaluate, input_batch, open_samples
 from .progress import progress_bar
 
@@ -74,29 +74,31 @@ def _same_setup_as_checkpoint(ref_eval: dict, fp: dict) -> bool:
             and int(ref_eval.get("n", -1)) == fp["images"])
 
 
-def _sibling_fp32(model_path: Path, meta: dict) -> Path | None:
+def _sibling_fp32(model_path: Path, card: ModelCard) -> Path | None:
     """The fp32 ``model.onnx`` beside ``model_path`` made from the same checkpoint, or None."""
     fp32 = model_path.parent / "model.onnx"
-    if not meta.get("checkpoint_sha256") or not fp32.exists() or fp32.resolve() == model_path.resolve():
+    made_from = card.source.get("checkpoint_sha256")
+    if not made_from or not fp32.exists() or fp32.resolve() == model_path.resolve():
         return None
     from .provenance import file_provenance
 
-    prov = file_provenance(fp32, _onnx_metadata(fp32))
-    return fp32 if prov.get("checkpoint_sha256") == meta["checkpoint_sha256"] else None
+    prov = file_provenance(fp32, _onnx_card(fp32))
+    return fp32 if prov.get("checkpoint_sha256") == made_from else None
 
 
-def _onnx_metadata(path: Path) -> dict:
+def _onnx_card(path: Path) -> ModelCard:
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
     try:
-        return dict(ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map)
+        props = dict(ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map)
+        return ModelCard.from_props(props, str(path))
     except Exception:  # an unreadable sibling is simply not used as the reference
-        return {}
+        return ModelCard()
 
 
-def accuracy_vs_reference(runner, meta: dict, ev: dict, show_progress: bool) -> dict:
+def accuracy_vs_reference(runner, card: ModelCard, ev: dict, show_progress: bool) -> dict:
     """The task's metrics of ``runner`` on the model's evaluation set-up ``ev``, with the fp32 reference on the
     same images (or none, and why: this module's docstring) and the difference."""
     from .runners import create_runner
@@ -106,7 +108,7 @@ def accuracy_vs_reference(runner, meta: dict, ev: dict, show_progress: bool) -> 
                            depth_scale=ev.get("depth_scale", 0.0))
     path, precision, kind = Path(ev.get("model", "")), ev.get("precision", "fp32"), ev.get("kind", "onnx")
     itself = precision == "fp32" and kind in ("onnx", "torch")
-    fp32 = None if itself or not path.name else _sibling_fp32(path, meta)
+    fp32 = None if itself or not path.name else _sibling_fp32(path, card)
     ref_runner = create_runner("ort-cpu", fp32, threads=getattr(runner, "threads", 1)).open() if fp32 is not None else None
     bar = progress_bar(len(samples), "accuracy", show_progress)
     try:
@@ -117,8 +119,7 @@ def accuracy_vs_reference(runner, meta: dict, ev: dict, show_progress: bool) -> 
         if ref_runner is not None:
             ref_runner.close()
     fp = data_fingerprint(ev, len(samples), sha)
-    ref_eval = json.loads(meta.get("reference_eval", "{}") or "{}")
-    stored = {k: v for k, v in json.loads(meta.get("reference_metrics", "{}") or "{}").items() if not isinstance(v, list)}
+    ref_eval, stored = card.reference_eval, card.plain_reference_metrics
     why = None
     if itself:
         ref, source = dict(metrics), f"this file ({path.name}, the fp32 graph) on the same {fp['images']} images"

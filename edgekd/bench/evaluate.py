@@ -1,7 +1,7 @@
 """The one way edgekd turns validation data into model inputs and model outputs into metrics (numpy only).
 
 The bench's accuracy pass, INT8 calibration and its accuracy check (``export/quantize.py``) and the
-export's parity inputs (``export/onnx_export.py``) all call these functions, so their numbers cannot
+export's parity inputs (:func:`validation_batch`) all call these functions, so their numbers cannot
 drift apart: every sample is resized to the model's input size (bilinear image, nearest maps), the
 task picks the picture the student sees, and it is ImageNet-normalised into float32 (3, H, W).
 Nothing here imports torch: the bench runs on a device with numpy and a runtime alone.
@@ -76,6 +76,12 @@ def run_samples(cfg: dict, task, n: int, split: str = "val") -> PreparedSamples:
     opened = min(n, cfg["train"]["val_size"]) if split == "val" else n
     return open_samples(d["data"], split, size, n, d["seed"], d["data_format"], task, d["direction"], dataset_size=opened,
                         depth_scale=d.get("depth_scale", 0.0))
+
+
+def validation_batch(cfg: dict, task, n: int, split: str = "val") -> tuple[np.ndarray, list]:
+    """``n`` preprocessed inputs (N, 3, H, W) and their samples from the run's own data (its config ``cfg``)."""
+    samples = list(run_samples(cfg, task, n, split))
+    return input_batch(task, samples), samples
 
 
 def evaluate(infer: Callable[[np.ndarray], np.ndarray], task, samples: Sequence[dict], batch: int = 8,

@@ -22,7 +22,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-CHECKPOINTS_FILE = "checkpoints.json"
+from ..models.run import checkpoint_steps  # the run's checkpoint index (torch-free)
 
 
 def sha256_file(path) -> str:
@@ -48,30 +48,25 @@ def _read_json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def checkpoint_steps(run_dir) -> dict:
-    """``checkpoints.json`` of a run: {"best.pt": {"step", "epoch", "sha256"}, ...} ({} when absent)."""
-    return _read_json(Path(run_dir) / CHECKPOINTS_FILE)
-
-
 def export_records(run_dir) -> dict:
     """``export.json``'s per-file records {file name: record} ({} when absent or unreadable)."""
     arts = _read_json(Path(run_dir) / "export.json").get("artefacts")
     return arts if isinstance(arts, dict) else {}
 
 
-def file_provenance(path, meta: dict | None = None) -> dict:
+def file_provenance(path, card=None) -> dict:
     """What ``path`` is and what it was made from: its sha256 and size, and the checkpoint's name, step and
-    sha256 from the file's ONNX metadata ``meta`` or, failing that, from ``export.json`` beside it (only when
-    that record's sha256 is this file's)."""
+    sha256 from the file's model card ``card`` (edgekd/card.py) or, failing that, from ``export.json`` beside it
+    (only when that record's sha256 is this file's)."""
     path = Path(path)
     sha = sha256_file(path)
     prov = {"file": path.name, "sha256": sha, "bytes": path.stat().st_size, "checkpoint": None, "checkpoint_step": None,
             "checkpoint_sha256": None}
-    meta = meta or {}
-    if meta.get("checkpoint_sha256"):
-        step = meta.get("checkpoint_step")
-        prov.update(checkpoint=meta.get("checkpoint"), checkpoint_step=int(step) if str(step).isdigit() else None,
-                    checkpoint_sha256=meta["checkpoint_sha256"])
+    made_from = card.source if card is not None else {}
+    if made_from.get("checkpoint_sha256"):
+        step = made_from.get("checkpoint_step")
+        prov.update(checkpoint=made_from.get("checkpoint"), checkpoint_step=int(step) if str(step).isdigit() else None,
+                    checkpoint_sha256=made_from["checkpoint_sha256"])
         return prov
     rec = export_records(path.parent).get(path.name) or {}
     if rec.get("sha256") == sha:

@@ -10,13 +10,13 @@ preprocessing of evaluate.py); this module opens the model and puts them togethe
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..card import ModelCard
 from ..errors import EdgekdError
 from .accuracy import accuracy, accuracy_vs_reference  # noqa: F401  (accuracy: part of this module's interface)
 from .evaluate import input_batch, model_input, open_samples
@@ -64,8 +64,9 @@ def make_runner(path: Path, backend: str, threads: int, precision: str):
 
 
 def model_metadata(runner, kind: str, path: Path, need_task: bool = True) -> dict:
+    """The props of the model card the file carries (edgekd/card.py), refused when accuracy needs one and it has none."""
     meta = runner.metadata()
-    if "task" not in meta and (need_task or kind != "onnx"):
+    if not ModelCard.from_props(meta, str(path)).is_edgekd and (need_task or kind != "onnx"):
         raise EdgekdError(f"{path} carries no edgekd metadata (task, input size, normalisation), so its accuracy cannot be judged; "
                           "time it alone with --no-accuracy, or export it with edgekd export")
     return meta
@@ -108,17 +109,16 @@ def generic_input(runner, path: Path, log=print, shape=None) -> np.ndarray:
     return np.zeros(dims, dtype=dtype)
 
 
-def input_hw(runner, meta: dict) -> tuple[int, int]:
+def input_hw(runner, card: ModelCard) -> tuple[int, int]:
     shape = runner.input_shape()
     if shape:
         if len(shape) != 4 or shape[1] != 3:
             raise EdgekdError(f"model input has shape {shape}; edgekd bench expects (batch, 3, H, W)")
         if isinstance(shape[2], int) and isinstance(shape[3], int):
             return shape[2], shape[3]
-    s = json.loads(meta.get("input_shape", "[]"))
-    if len(s) != 4:
+    if len(card.input_shape) != 4:
         raise EdgekdError("the model's metadata has no input shape; export it with edgekd export")
-    return int(s[2]), int(s[3])
+    return int(card.input_shape[2]), int(card.input_shape[3])
 
 
 def _say_fallback(requested: str, picked: str, tgt: dict | None, log) -> None:
@@ -145,7 +145,8 @@ class OpenModel:
     bc: dict  # the profile's [bench] table
     backend: str
     runner: object
-    meta: dict
+    meta: dict  # the file's metadata as it holds it (props: strings)
+    card: ModelCard  # the same, read as the model card
 
 
 def open_model(s: BenchSettings, log=print) -> OpenModel:
@@ -163,14 +164,15 @@ def open_model(s: BenchSettings, log=print) -> OpenModel:
     threads = s.threads if s.threads is not None else min((tgt or {}).get("threads", cores), cores)
     runner = make_runner(path, backend, threads, "fp32")
     meta = model_metadata(runner, kind, path, need_task=s.accuracy_check)
-    if tgt is None and meta.get("target"):
+    card = ModelCard.from_props(meta, str(path))
+    if tgt is None and card.target:
         try:
-            tgt = load_target(meta["target"])
+            tgt = load_target(card.target)
         except EdgekdError:
             tgt = None
     if kind == "onnx":  # the target's providers are ONNX Runtime's
         _say_fallback(requested, backend, tgt, log)
-    return OpenModel(path, kind, cfg, tgt, bc, backend, runner, meta)
+    return OpenModel(path, kind, cfg, tgt, bc, backend, runner, meta, card)
 
 
 def run_bench(model, profile=None, target=None, backend=None, data=None, data_format=None, val_size=None, batch=None,
@@ -194,7 +196,7 @@ def bench(s: BenchSettings, log=print) -> dict:
         results, x1 = _timed(m, s, baseline_mb, log)
         ev = results.pop("_eval", None)
         if s.accuracy_check:
-            results["accuracy"] = accuracy_vs_reference(m.runner, m.meta, ev, s.show_progress)
+            results["accuracy"] = accuracy_vs_reference(m.runner, m.card, ev, s.show_progress)
         results["placement"] = _placement(m.runner, x1, log) if s.placement else None
         results["environment"] = _environment(m, results["precision"])
         results["notes"] = _notes(results, m.meta)
@@ -212,7 +214,7 @@ def _timed(m: OpenModel, s: BenchSettings, baseline_mb, log) -> tuple[dict, np.n
     from .power import PowerMonitor, open_power_readers
 
     timing = s.timing(m.bc)
-    if "task" in m.meta:
+    if m.card.is_edgekd:
         results, x1, pre_fn = _edgekd_model(m, s, log)
     else:  # a third-party ONNX model: latency only, on a random input of its declared shape
         x1, pre_fn = generic_input(m.runner, m.path, log, s.shape), None
@@ -249,7 +251,7 @@ def _provenance(m: OpenModel) -> dict:
     bench of each file and tells a bench of an older file."""
     from .provenance import file_provenance, now_utc
 
-    return {"file": file_provenance(m.path, m.meta), "measured_at": now_utc()}
+    return {"file": file_provenance(m.path, m.card), "measured_at": now_utc()}
 
 
 def _environment(m: OpenModel, precision: str) -> dict:
@@ -280,7 +282,7 @@ def _edgekd_model(m: OpenModel, s: BenchSettings, log):
     """Input, pre-processing and evaluation set-up for a model exported by edgekd (its metadata says how)."""
     from ..tasks import create_task
 
-    hw = input_hw(m.runner, m.meta)
+    hw = input_hw(m.runner, m.card)
     if s.shape and tuple(s.shape) != tuple(hw):
         raise EdgekdError(f"--shape {s.shape[0]}x{s.shape[1]}: {m.path.name} was exported for 3x{hw[0]}x{hw[1]} input; drop --shape, or "
                           "export the run at that size")
@@ -289,14 +291,14 @@ def _edgekd_model(m: OpenModel, s: BenchSettings, log):
         # The profile picks the target and the bench settings; the model's own graph fixes its input size.
         log(f"note: {m.path.name} takes 3x{hw[0]}x{hw[1]} input (profile {m.cfg['profile']['name']} trains at {ph}x{pw}); "
             "timing it at its own size")
-    task = create_task(m.meta["task"], **json.loads(m.meta.get("task_args", "{}") or "{}"))
-    ref_eval = json.loads(m.meta.get("reference_eval", "{}") or "{}")
+    task = create_task(m.card.task, **m.card.task_args)
+    ref_eval = m.card.reference_eval
     data = s.data or ref_eval.get("data", "synthetic")
     data_format = s.data_format or ref_eval.get("data_format", "auto")
     seed = int(ref_eval.get("seed", 0))
     direction = ref_eval.get("direction", "AtoB")
     sample = _sample_input(task, data, data_format, hw, seed, direction, s.accuracy_check, log, float(ref_eval.get("depth_scale", 0.0)))
-    precision = _precision(m.meta, m.path)
+    precision = _precision(m.card, m.path)
     results = {"model": str(m.path), "kind": m.kind, "precision": precision, "task": task.name, "input": [3, *hw],
                "_eval": {"task": task, "data": data, "data_format": data_format, "seed": seed, "hw": hw, "direction": direction,
                          "n": int(ref_eval.get("n", 64)), "val_size": s.val_size, "model": str(m.path), "precision": precision,
@@ -304,12 +306,12 @@ def _edgekd_model(m: OpenModel, s: BenchSettings, log):
     return results, input_batch(task, [sample]), lambda: model_input(task, sample)
 
 
-def _precision(meta: dict, path: Path) -> str:
+def _precision(card: ModelCard, path: Path) -> str:
     name = path.name.lower()
     for p in ("int8", "fp16"):  # quantisation keeps the fp32 graph's metadata: the file name says what it is
         if f".{p}." in name:
             return p
-    return meta.get("precision", "fp32")
+    return card.precision
 
 
 def _notes(r: dict, meta: dict) -> list[str]:

@@ -50,7 +50,7 @@ def output_error(y: np.ndarray, ref: np.ndarray) -> float:
 
 def measure_sensitivity(quantiser, task, x: np.ndarray, samples: list, max_units: int = MAX_UNITS, log=print) -> dict:
     """Quantize each unit alone, rank by the error it adds (largest first); the record for export.json."""
-    from .quantize import outputs_and_metrics
+    from .onnx_export import outputs_and_metrics
 
     units = units_of(quantiser.nodes, max_units)
     key = task.primary_metric

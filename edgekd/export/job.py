@@ -74,7 +74,7 @@ class ExportJob:
     def parity_inputs(self):
         """The validation images every ONNX file is checked against PyTorch on (rendered once)."""
         if self._parity_inputs is None:
-            from .onnx_export import validation_batch
+            from ..bench.evaluate import validation_batch
 
             self._parity_inputs = validation_batch(self.cfg, self.task, self.options.parity_size)[0]
         return self._parity_inputs
@@ -97,15 +97,15 @@ class ExportJob:
 
 
 def load_job(run, options: ExportOptions, expect_task: str | None = None, log=print, allow_unfinished: bool = False) -> ExportJob:
-    """Read the checkpoint of ``run`` (a run directory or a .pt file; which one: export/source.py) once, for every step."""
-    from .onnx_export import load_student
-    from .source import checkpoint_source, choose_checkpoint, describe
+    """Read the checkpoint of ``run`` (a run directory or a .pt file; which one: models/run.py) once, for every step."""
+    from ..models.run import choose_checkpoint, describe_checkpoint, load_student
+    from .source import checkpoint_source
 
     ckpt_path, run_dir = choose_checkpoint(run, allow_unfinished, log)
     model, task, cfg, ckpt = load_student(ckpt_path)
     if expect_task and task.name != expect_task:
         raise EdgekdError(f"{ckpt_path} was trained for {task.name}, not {expect_task}; export a {expect_task} run or drop --task")
-    log(describe(ckpt_path, ckpt, task.primary_metric))
+    log(describe_checkpoint(ckpt_path, ckpt, task.primary_metric))
     return ExportJob(ckpt_path, run_dir, model, task, cfg, ckpt, options, log, source=checkpoint_source(ckpt_path, ckpt))
 
 

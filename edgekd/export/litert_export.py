@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -42,14 +41,13 @@ def check_converter() -> None:
 
 
 def card(job, precision: str) -> dict:
-    """The ONNX file's model card (onnx_export.build_metadata), with this file's layout and precision."""
-    from .onnx_export import build_metadata
+    """The ONNX file's model card (edgekd/card.py), with this file's layout and precision, as props."""
+    from ..card import ModelCard
 
     h, w = job.cfg["data"]["image_size"]
-    meta = build_metadata(job.task, job.cfg, job.ckpt, precision)
-    meta.update(layout="NHWC", output_layout="NHWC", input_shape=json.dumps([1, h, w, 3]), input_name="args_0",
-                converter=f"litert-torch {_version('litert-torch')}")
-    return meta
+    c = ModelCard.of_run(job.task, job.cfg, job.ckpt, precision)
+    return c.replace(layout="NHWC", input_shape=[1, h, w, 3], input_name="args_0",
+                     extra={"output_layout": "NHWC", "converter": f"litert-torch {_version('litert-torch')}"}).to_props()
 
 
 def convert_student(model, size) -> bytes:
@@ -204,7 +202,7 @@ def int8_static(fp32: bytes, calib_nhwc: np.ndarray, float_head: bool = True) ->
 
 def export_int8_tflite(job, fp32: bytes) -> dict:
     """model.int8.tflite: calibrated on training images, kept only when its drop on validation images is within --max-drop."""
-    from .onnx_export import validation_batch
+    from ..bench.evaluate import validation_batch
 
     o, task = job.options, job.task
     calib, _ = validation_batch(job.cfg, task, o.calib_size, split="train")

@@ -1,4 +1,5 @@
-"""Student -> ONNX: dynamic batch, inline weights, full checker, metadata, parity against PyTorch.
+"""Student -> ONNX: dynamic batch, inline weights, full checker, its model card (edgekd/card.py), parity against PyTorch;
+and the task metrics of an ONNX file under ONNX Runtime (INT8 judging and sensitivity, edgekd fit).
 
 Only the student (encoder + decoder + head activation) enters the graph;
 projectors and the teacher never do (docs/architecture.md, "The deployment contract").  The TorchScript exporter
@@ -10,47 +11,16 @@ later) and writes weights inline, where the dynamo exporter needs opset >= 18,
 from __future__ import annotations
 
 import io
-import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
-from ..data.transforms import MEAN, STD
+from ..card import ModelCard
 from ..errors import EdgekdError
-from ..fileio import atomic_write_bytes, load_checkpoint
+from ..fileio import atomic_write_bytes
 from .job import write_report
-
-
-def resolve_run(path) -> tuple[Path, Path]:
-    """A run directory or a checkpoint file -> (checkpoint, directory to write into)."""
-    p = Path(path).expanduser()
-    if p.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (p / name).exists():
-                return p / name, p
-        raise EdgekdError(f"{p} holds no best.pt or last.pt; give a run directory written by edgekd distill")
-    if not p.exists():
-        raise EdgekdError(f"{p} does not exist; give a run directory (runs/<name>) or a checkpoint .pt file")
-    return p, p.parent
-
-
-def load_student(ckpt_path: Path):
-    """(student in eval mode, task, config, checkpoint) from an edgekd checkpoint."""
-    from ..models.student import student_from_checkpoint
-
-    ckpt = load_checkpoint(ckpt_path)
-    model, task, cfg = student_from_checkpoint(ckpt, str(ckpt_path))
-    return model.eval(), task, cfg, ckpt
-
-
-def validation_batch(cfg: dict, task, n: int, split: str = "val") -> tuple[np.ndarray, list]:
-    """``n`` preprocessed inputs (N, 3, H, W) and their samples from the run's own data (bench/evaluate.py)."""
-    from ..bench.evaluate import input_batch, run_samples
-
-    samples = list(run_samples(cfg, task, n, split))
-    return input_batch(task, samples), samples
 
 
 def _onnx_bytes(model, size, opset: int, half: bool = False) -> bytes:
@@ -76,41 +46,6 @@ def _onnx_bytes(model, size, opset: int, half: bool = False) -> bytes:
     return buf.getvalue()
 
 
-def build_metadata(task, cfg: dict, ckpt: dict, precision: str, source: dict | None = None) -> dict:
-    """Everything a device needs to run and judge the model, as ONNX ``metadata_props`` (strings); ``source``:
-    the checkpoint's name, step and sha256 (export/source.py), which tell a stale file (bench/provenance.py)."""
-    meta = task.metadata()
-    ev = {"data": cfg["data"]["data"], "data_format": cfg["data"]["data_format"], "direction": cfg["data"]["direction"],
-          "depth_scale": cfg["data"].get("depth_scale", 0.0), "split": "val",
-          "n": cfg["train"]["val_size"], "seed": cfg["data"]["seed"]}
-    return {
-        "edgekd_version": __version__,
-        "task": task.name,
-        "task_args": json.dumps(ckpt.get("task_args", {})),
-        "input_name": "input",
-        "input_shape": json.dumps([-1, 3, *cfg["data"]["image_size"]]),
-        "layout": "NCHW",
-        "normalisation": json.dumps({"mean": MEAN, "std": STD, "scale": 1 / 255}),
-        "output": meta.get("output", ""),
-        "output_range": json.dumps(meta["output_range"]) if meta.get("output_range") else "",
-        "class_names": json.dumps(meta.get("class_names", [])),
-        "student": cfg["model"]["student"],
-        # How the model was distilled (docs/distillation.md): the feature taps, the initialisation, the teacher.
-        "distillation": json.dumps({"student_tap": cfg["model"].get("student_tap", "stage"),
-                                    "student_weights": cfg["model"].get("student_weights", "none"),
-                                    "teacher": cfg["distill"].get("teacher"), "teacher_tap": cfg["distill"].get("teacher_tap", "raw"),
-                                    "method": cfg["distill"].get("method"), "projection": cfg["distill"].get("projection"),
-                                    "spectral": cfg["distill"].get("spectral")}),
-        "profile": cfg["profile"]["name"],
-        "target": cfg["target"]["name"],
-        "precision": precision,
-        "primary_metric": task.primary_metric,
-        "reference_metrics": json.dumps({k: v for k, v in (ckpt.get("metrics") or {}).items() if not isinstance(v, list)}),
-        "reference_eval": json.dumps(ev),
-        **{k: "" if v is None else str(v) for k, v in (source or {}).items()},
-    }
-
-
 def add_metadata(model_proto, meta: dict):
     del model_proto.metadata_props[:]
     for k, v in meta.items():
@@ -130,6 +65,26 @@ def ort_session(path_or_bytes, threads: int = 0):
         so.intra_op_num_threads = threads
     src = path_or_bytes if isinstance(path_or_bytes, (bytes, bytearray)) else str(path_or_bytes)
     return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+
+
+def outputs_and_metrics(path, task, x: np.ndarray, samples: list, batch: int = 8, threads: int = 0) -> tuple[np.ndarray, dict]:
+    """The outputs of an ONNX model (ONNX Runtime CPU) on preprocessed ``x`` and the task metrics of their ``samples``."""
+    from ..bench.evaluate import evaluate
+
+    sess = ort_session(path, threads)
+    outs = []
+
+    def infer(xb):
+        outs.append(sess.run(None, {"input": xb})[0])
+        return outs[-1]
+
+    metrics = evaluate(infer, task, samples, batch, inputs=x)
+    return np.concatenate(outs), metrics
+
+
+def evaluate_onnx(path, task, x: np.ndarray, samples: list, batch: int = 8, threads: int = 0) -> dict:
+    """Task metrics of an ONNX model (ONNX Runtime CPU) on preprocessed ``x`` and their ``samples`` (bench/evaluate.py)."""
+    return outputs_and_metrics(path, task, x, samples, batch, threads)[1]
 
 
 def parity(session, model, x: np.ndarray, atol: float, rtol: float) -> dict:
@@ -154,21 +109,28 @@ def parity_of(got: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> dic
 
 
 def onnx_graph(job, precision: str, opset: int) -> bytes:
-    """The student as a checked ONNX graph with its metadata (fp16: an fp16 body with fp32 I/O)."""
+    """The job's student as a checked ONNX graph with its model card (fp16: an fp16 body with fp32 I/O)."""
+    return student_onnx(job.model, ModelCard.of_run(job.task, job.cfg, job.ckpt, precision, job.source), job.cfg["model"]["student"],
+                        job.cfg["data"]["image_size"], opset)
+
+
+def student_onnx(model, card: ModelCard, name: str, size, opset: int) -> bytes:
+    """``model`` (a student ``name`` in eval mode) as an ONNX graph of input ``size`` at ``opset``, carrying ``card``
+    (its precision: fp16 exports an fp16 body with fp32 I/O), checked by ``onnx.checker``; ``model`` is left as it was."""
     import copy
 
     import onnx
 
-    model = copy.deepcopy(job.model)  # the fp16 export converts it in place
+    model = copy.deepcopy(model)  # the fp16 export converts it in place
     try:
-        data = _onnx_bytes(model, job.cfg["data"]["image_size"], opset, half=precision == "fp16")
+        data = _onnx_bytes(model, size, opset, half=card.precision == "fp16")
     except Exception as e:  # the exporter's own failure, stated plainly
-        raise EdgekdError(f"ONNX export of {job.cfg['model']['student']} failed at opset {opset}: {str(e).splitlines()[0][:200]}") from None
+        raise EdgekdError(f"ONNX export of {name} failed at opset {opset}: {str(e).splitlines()[0][:200]}") from None
     proto = onnx.load_from_string(data)
     got_opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     if got_opset != opset:
         raise EdgekdError(f"the exporter wrote opset {got_opset}, not the requested {opset}; pass --opset {got_opset} or upgrade torch")
-    add_metadata(proto, build_metadata(job.task, job.cfg, job.ckpt, precision, job.source))
+    add_metadata(proto, card.to_props())
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as e:

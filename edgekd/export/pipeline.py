@@ -19,7 +19,7 @@ def run_export(run, fmt=None, precision=None, opset=None, atol=1e-3, rtol=1e-3, 
     """Export ``run`` (a run directory or checkpoint) and return the report (also written as export.json).
 
     ``fmt`` and ``precision`` default to the run's profile's (``export.format``, ``export.precision``);
-    an unfinished run's checkpoint is chosen as export/source.py says (``allow_unfinished``: take its last.pt);
+    an unfinished run's checkpoint is chosen as models/run.py says (``allow_unfinished``: take its last.pt);
     ``target`` (a name or TOML) exports for another target than the run's: its metadata and INT8 scheme.
     INT8: ``sensitivity`` measures each node's error (always when the drop exceeds ``max_drop``), and up to
     ``max_float_nodes`` of the most sensitive nodes are kept in float until the drop is within ``max_drop``;

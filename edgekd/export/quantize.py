@@ -194,38 +194,20 @@ def set_metadata(path, values: dict) -> None:
     onnx.save(m, str(path))
 
 
-def outputs_and_metrics(path, task, x: np.ndarray, samples: list, batch: int = 8, threads: int = 0) -> tuple[np.ndarray, dict]:
-    """The outputs of an ONNX model (ONNX Runtime CPU) on preprocessed ``x`` and the task metrics of their ``samples``."""
-    from ..bench.evaluate import evaluate
-    from .onnx_export import ort_session
-
-    sess = ort_session(path, threads)
-    outs = []
-
-    def infer(xb):
-        outs.append(sess.run(None, {"input": xb})[0])
-        return outs[-1]
-
-    metrics = evaluate(infer, task, samples, batch, inputs=x)
-    return np.concatenate(outs), metrics
-
-
-def evaluate_onnx(path, task, x: np.ndarray, samples: list, batch: int = 8, threads: int = 0) -> dict:
-    """Task metrics of an ONNX model (ONNX Runtime CPU) on preprocessed ``x`` and their ``samples`` (bench/evaluate.py)."""
-    return outputs_and_metrics(path, task, x, samples, batch, threads)[1]
-
-
 class Judge:
     """The primary metric of the fp32 graph (evaluated once) and of each INT8 candidate, on the run's validation images."""
 
     def __init__(self, job, fp32_path: Path):
-        from .onnx_export import validation_batch
+        from ..bench.evaluate import validation_batch
+        from .onnx_export import evaluate_onnx
 
         self.task = job.task
         self.x, self.samples = validation_batch(job.cfg, self.task, job.options.eval_size or job.cfg["train"]["val_size"])
         self.m32 = evaluate_onnx(fp32_path, self.task, self.x, self.samples)
 
     def __call__(self, candidate: Path) -> dict:
+        from .onnx_export import evaluate_onnx
+
         m8 = evaluate_onnx(candidate, self.task, self.x, self.samples)
         key = self.task.primary_metric
         drop = (self.m32[key] - m8[key]) if self.task.higher_is_better else (m8[key] - self.m32[key])
@@ -279,7 +261,8 @@ def _qat_record(job) -> dict:
 
 def quantize_and_judge(job) -> dict:
     """Quantize to a candidate file, judge it (falling back to float nodes if needed), and only then let it replace model.int8.onnx."""
-    from .onnx_export import failed_name, validation_batch
+    from ..bench.evaluate import validation_batch
+    from .onnx_export import failed_name
 
     o, fp32_path = job.options, job.fp32_path
     symmetric = "tensorrt" in job.cfg["target"]["runtimes"]

@@ -14,22 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..bench.tensorrt_runtime import import_tensorrt
+from ..card import ModelCard, engine_card_path
 from ..errors import MissingDependencyError
-
-
-def import_tensorrt():
-    """``import tensorrt`` or a clear :class:`MissingDependencyError` (an ``ImportError`` of any kind:
-    the registry's placeholder packages and missing CUDA libraries fail at import too)."""
-    try:
-        import tensorrt as trt  # noqa: F401
-    except ImportError as e:
-        raise MissingDependencyError(
-            f"TensorRT is not available here ({str(e).splitlines()[0][:120] or 'not installed'}); the ONNX file was still "
-            "written: build the engine on the device (JetPack ships TensorRT) with: edgekd export RUN --format tensorrt"
-        ) from None
-    except Exception as e:  # e.g. a wheel that cannot find libnvinfer
-        raise MissingDependencyError(f"TensorRT failed to load ({type(e).__name__}: {str(e)[:120]}); the ONNX file was still written") from None
-    return trt
 
 
 def trt_major(trt) -> int:
@@ -111,17 +98,15 @@ def export_engine(job, source: Path) -> dict:
     engine = job.run_dir / f"model.{precision}.engine"
     rep = build_engine(source, engine, precision, job.report["fp32"]["input_shape"], max_batch=job.options.max_batch, log=job.log)
     # The engine's precision is the build's, whichever ONNX file it was parsed from.
-    write_engine_metadata(engine, {**read_onnx_metadata(source), "precision": precision})
+    write_engine_card(engine, ModelCard.from_props(read_onnx_metadata(source), str(source)).replace(precision=precision))
     return job.add("tensorrt", rep, file_key="engine")
 
 
-def write_engine_metadata(engine_path, onnx_metadata: dict) -> Path:
-    """Engines carry no metadata: keep the ONNX file's next to the engine (``model.engine.json``)."""
+def write_engine_card(engine_path, card: ModelCard) -> Path:
+    """Engines carry no metadata: keep the ONNX file's card next to the engine (card.engine_card_path)."""
     from ..fileio import atomic_write_json
 
-    p = Path(str(engine_path) + ".json")
-    atomic_write_json(p, onnx_metadata)
-    return p
+    return atomic_write_json(engine_card_path(engine_path), card.to_props())
 
 
 def read_onnx_metadata(onnx_path) -> dict:

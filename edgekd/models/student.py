@@ -61,7 +61,7 @@ class EncoderDecoder(nn.Module):
         except EdgekdError:
             raise
         except Exception as e:  # a timm model without feature extraction, or torchvision's operators missing
-            from ..doctor import stack_problem
+            from ..torch_stack import stack_problem
 
             problem = stack_problem(e)
             if problem:

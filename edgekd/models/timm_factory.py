@@ -12,7 +12,7 @@ def import_timm():
     except ModuleNotFoundError:
         raise
     except Exception as e:
-        from ..doctor import stack_problem
+        from ..torch_stack import stack_problem
 
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
         raise EdgekdError(stack_problem(e) or f"timm cannot be imported ({first}); run edgekd doctor to see what is wrong") from None
@@ -24,7 +24,7 @@ def check_timm_name(name: str, role: str) -> None:
 
     if timm.is_model(name):
         return
-    from ..preflight import suggest
+    from ..registry import suggest
 
     close = suggest(name, timm.list_models())
     hint = f"did you mean {', '.join(close)}?" if close else "see timm.list_models() for names (e.g. timm.list_models('*mobilenet*'))"

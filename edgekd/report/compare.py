@@ -233,32 +233,3 @@ def _table_csv(stats: dict, info: dict, metrics: list[str], primary: str) -> str
 def write_tables(out: Path, rows: list[dict], task: str) -> tuple[Path, Path]:
     md, csv_text = table(rows, task)
     return atomic_write_text(out / "table.md", md), atomic_write_text(out / "table.csv", csv_text)
-
-
-def plot_forest(out: Path, diffs: list[dict], task: str) -> Path | None:
-    """Forest plot of the differences: each cell − its reference with its 95% interval, ±MDD shaded, 0 marked."""
-    from .plots import _plt, _save
-
-    if not diffs:
-        return None
-    primary, higher = primary_metric(task)
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 0.8 + 0.32 * len(diffs)))
-    colours = {"better": "tab:green", "worse": "tab:red"}
-    for y, d in enumerate(reversed(diffs)):
-        if d["mean"] is None:
-            continue
-        c = colours.get(d["verdict"], "tab:gray")
-        if d["mdd"] is not None:  # what these seeds could detect, around 0
-            ax.plot([-d["mdd"], d["mdd"]], [y, y], color=c, alpha=0.18, lw=7, solid_capstyle="butt")
-        if d["ci_low"] is not None:
-            ax.plot([d["ci_low"], d["ci_high"]], [y, y], color=c, lw=1.6)
-        ax.plot([d["mean"]], [y], "o", color=c, mfc=c if d["n"] > 1 else "white", ms=5)
-    ax.axvline(0, color="k", lw=0.8)
-    ax.set_yticks(range(len(diffs)))
-    ax.set_yticklabels([f"{d['cell']} vs {d['against']} (n={d['n']})" for d in reversed(diffs)], fontsize=7)
-    ax.set_ylim(-0.7, len(diffs) - 0.3)
-    ax.set_xlabel(f"Δ {primary}, cell − reference ({'higher' if higher else 'lower'} is better)")
-    ax.set_title("paired differences over seeds: dot = mean, line = 95% CI, shaded = ±MDD (80% power);\n"
-                 "green better, red worse, grey not resolved, hollow = 1 seed", fontsize=8)
-    return _save(fig, out / "report" / "forest.png")

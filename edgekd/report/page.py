@@ -274,8 +274,8 @@ def report_run(run_dir: Path, predictions: bool = True) -> list[Path]:
 
 
 def report_compare(out: Path) -> list[Path]:
-    from .compare import collect, differences, plot_forest, write_differences, write_tables
-    from .plots import plot_compare, plot_compare_spectra
+    from .compare import collect, differences, write_differences, write_tables
+    from .plots import plot_compare, plot_compare_spectra, plot_forest
 
     meta = json.loads((out / "compare.json").read_text())
     task = meta["config"]["model"]["task"]

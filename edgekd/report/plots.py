@@ -10,7 +10,8 @@ import numpy as np
 from ..fileio import read_jsonl
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,18 +47,19 @@ def rank_at(sv, frac: float = 0.01) -> int:
     return int((s > frac * s.max()).sum()) if s.size else 0
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path, dpi: int = 110) -> Path:
+    """``fig`` as a PNG at ``path``, written atomically (its folder made), and closed."""
     from ..fileio import atomic_write
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
-    _plt().close(fig)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
+    pyplot().close(fig)
     return path
 
 
 def plot_spectrum(run_dir: Path, ax=None, title: str | None = None, out: Path | None = None):
     """Singular values of P (normalised by the largest) per epoch; returns the final effective rank."""
-    plt = _plt()
+    plt = pyplot()
     rows = read_jsonl(Path(run_dir) / "spectrum.jsonl")
     if not rows:
         return None
@@ -81,7 +83,7 @@ def plot_spectrum(run_dir: Path, ax=None, title: str | None = None, out: Path | 
     ax.set_ylim(1e-4, 1.5)
     ax.legend(fontsize=7)
     if own:
-        _save(fig, out or Path(run_dir) / "report" / "spectrum.png")
+        save_figure(fig, out or Path(run_dir) / "report" / "spectrum.png")
     return er
 
 
@@ -93,7 +95,7 @@ def loss_scale(values) -> str:
 
 def plot_curves(run_dir: Path, primary: str) -> Path | None:
     """Training losses per step (log scale only when they span a decade or more) and the validation metric per epoch."""
-    plt = _plt()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     steps = read_jsonl(Path(run_dir) / "steps.jsonl")
@@ -122,7 +124,7 @@ def plot_curves(run_dir: Path, primary: str) -> Path | None:
     else:
         b.axis("off")
     fig.tight_layout()
-    return _save(fig, Path(run_dir) / "report" / "curves.png")
+    return save_figure(fig, Path(run_dir) / "report" / "curves.png")
 
 
 def plot_predictions(run_dir: Path, n: int = 4, info: dict | None = None) -> Path | None:
@@ -131,9 +133,10 @@ def plot_predictions(run_dir: Path, n: int = 4, info: dict | None = None) -> Pat
     ``info``, when given, receives which checkpoint drew them and its metrics (for the page's caption)."""
     import torch
 
-    from ..export.onnx_export import load_student, resolve_run, validation_batch
+    from ..bench.evaluate import validation_batch
+    from ..models.run import choose_checkpoint, load_student
 
-    ckpt, _ = resolve_run(run_dir)
+    ckpt, _ = choose_checkpoint(run_dir, allow_unfinished=True, log=lambda _: None)  # best.pt, else last.pt
     model, task, cfg, ck = load_student(ckpt)
     if info is not None:
         info.update(checkpoint=ckpt.name, epoch=ck.get("epoch"), metrics=ck.get("metrics") or {},
@@ -141,13 +144,13 @@ def plot_predictions(run_dir: Path, n: int = 4, info: dict | None = None) -> Pat
     x, samples = validation_batch(cfg, task, n)
     with torch.no_grad():
         pred = model(torch.from_numpy(x)).float().numpy()
-    return _save(prediction_figure(task, samples, pred), Path(run_dir) / "report" / "predictions.png")
+    return save_figure(prediction_figure(task, samples, pred), Path(run_dir) / "report" / "predictions.png")
 
 
 def prediction_figure(task, samples: list[dict], pred: np.ndarray):
     """One column per sample: input, ground truth and prediction as the task draws them; where the ground
     truth is no picture (a class label), one row of inputs captioned with the true and predicted labels."""
-    plt = _plt()
+    plt = pyplot()
     context = task.picture_context(samples)
     truths = [task.truth_picture(s, context) for s in samples]
     if all(t is None for t in truths):
@@ -199,7 +202,7 @@ def plot_compare(out: Path, rows: list[dict], task: str) -> Path | None:
     cells = [c for c in info if primary in stats.get(c, {})]
     if not cells:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(cells)), 4))
     means = [stats[c][primary][0] for c in cells]
     stds = [stats[c][primary][1] for c in cells]
@@ -216,12 +219,12 @@ def plot_compare(out: Path, rows: list[dict], task: str) -> Path | None:
     ax.set_ylim(lo - 0.1 * (hi - lo + 1e-9), hi + 0.1 * (hi - lo + 1e-9))
     ax.set_ylabel(primary)
     ax.set_title(f"{primary} per cell (mean ± std over seeds; blue inverted, orange traditional)", fontsize=9)
-    return _save(fig, out / "report" / "compare.png")
+    return save_figure(fig, out / "report" / "compare.png")
 
 
 def plot_compare_spectra(out: Path, rows: list[dict]) -> Path | None:
     """Figure 3: the projector's spectrum for each teacher (columns) and projection (rows), first seed, FitNets where run."""
-    plt = _plt()
+    plt = pyplot()
     firsts = {}
     for r in rows:
         if r["teacher"] == "none" or r["spectral"]:
@@ -246,7 +249,7 @@ def plot_compare_spectra(out: Path, rows: list[dict]) -> Path | None:
             plot_spectrum(Path(r["run"]), ax=ax, title=f"{t}, {p} ({r['method']})")
             last = read_jsonl(Path(r["run"]) / "spectrum.jsonl")[-1]["singular_values"]
             ranks[f"{t}/{p}"] = spectrum_summary(last)
-    path = _save(fig, out / "report" / "spectra.png")
+    path = save_figure(fig, out / "report" / "spectra.png")
     from ..fileio import atomic_write_json
 
     atomic_write_json(out / "report" / "effective_ranks.json", ranks)
@@ -259,7 +262,7 @@ def plot_deployment(run_dir: Path, rows: list[dict], primary: str) -> Path | Non
     pts = [r for r in rows if r.get("p50_ms") is not None and r.get("metric") is not None]
     if not pts:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for r in pts:
         ax.plot(r["p50_ms"], r["metric"], "o", ms=7)
@@ -268,7 +271,7 @@ def plot_deployment(run_dir: Path, rows: list[dict], primary: str) -> Path | Non
     ax.set_ylabel(f"validation {primary}")
     ax.set_title("deployment: latency against accuracy per precision", fontsize=9)
     ax.margins(0.25)
-    return _save(fig, Path(run_dir) / "report" / "deployment.png")
+    return save_figure(fig, Path(run_dir) / "report" / "deployment.png")
 
 
 def plot_int8_sensitivity(run_dir: Path, record: dict, top: int = 15) -> Path | None:
@@ -278,7 +281,7 @@ def plot_int8_sensitivity(run_dir: Path, record: dict, top: int = 15) -> Path | 
     units = (sens.get("units") or [])[:top]
     if not units:
         return None
-    plt = _plt()
+    plt = pyplot()
     floated = set(record.get("float_nodes") or [])
     fig, ax = plt.subplots(figsize=(6.4, 0.28 * len(units) + 1.2))
     errs = [max(u["output_error"], 1e-12) for u in units]
@@ -290,4 +293,33 @@ def plot_int8_sensitivity(run_dir: Path, record: dict, top: int = 15) -> Path | 
     ax.set_xlabel(f"output error quantized alone (relative energy; {sens.get('images')} calibration images)")
     ax.set_title(f"INT8 sensitivity per {sens.get('units_are', 'node')[:-1]} (in brackets: {sens.get('primary_metric')} drop); "
                  "red: kept in float", fontsize=8)
-    return _save(fig, Path(run_dir) / "report" / "int8_sensitivity.png")
+    return save_figure(fig, Path(run_dir) / "report" / "int8_sensitivity.png")
+
+
+def plot_forest(out: Path, diffs: list[dict], task: str) -> Path | None:
+    """Forest plot of the differences: each cell − its reference with its 95% interval, ±MDD shaded, 0 marked."""
+    from .compare import primary_metric
+
+    if not diffs:
+        return None
+    primary, higher = primary_metric(task)
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 0.8 + 0.32 * len(diffs)))
+    colours = {"better": "tab:green", "worse": "tab:red"}
+    for y, d in enumerate(reversed(diffs)):
+        if d["mean"] is None:
+            continue
+        c = colours.get(d["verdict"], "tab:gray")
+        if d["mdd"] is not None:  # what these seeds could detect, around 0
+            ax.plot([-d["mdd"], d["mdd"]], [y, y], color=c, alpha=0.18, lw=7, solid_capstyle="butt")
+        if d["ci_low"] is not None:
+            ax.plot([d["ci_low"], d["ci_high"]], [y, y], color=c, lw=1.6)
+        ax.plot([d["mean"]], [y], "o", color=c, mfc=c if d["n"] > 1 else "white", ms=5)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(diffs)))
+    ax.set_yticklabels([f"{d['cell']} vs {d['against']} (n={d['n']})" for d in reversed(diffs)], fontsize=7)
+    ax.set_ylim(-0.7, len(diffs) - 0.3)
+    ax.set_xlabel(f"Δ {primary}, cell − reference ({'higher' if higher else 'lower'} is better)")
+    ax.set_title("paired differences over seeds: dot = mean, line = 95% CI, shaded = ±MDD (80% power);\n"
+                 "green better, red worse, grey not resolved, hollow = 1 seed", fontsize=8)
+    return save_figure(fig, out / "report" / "forest.png")

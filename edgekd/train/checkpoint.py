@@ -39,8 +39,9 @@ def save(path, ckpt: dict):
     export, bench and report read, torch-free, to tell whether a file still matches the run)."""
     from pathlib import Path
 
-    from ..bench.provenance import CHECKPOINTS_FILE, checkpoint_steps, sha256_file
+    from ..bench.provenance import sha256_file
     from ..fileio import atomic_write_json
+    from ..models.run import CHECKPOINTS_FILE, checkpoint_steps
 
     written = save_checkpoint(path, ckpt)
     path = Path(path)

@@ -3,7 +3,8 @@
 Every cell is trained ``seeds`` times with the same budget and the same data; finished runs are
 skipped and interrupted ones resumed, so the command can be stopped and restarted.  The grid's
 cells and seeds are kept in ``OUT/compare.json``, each run in ``OUT/runs/<cell>/seed<N>``; the
-results (``results.jsonl``), tables and differences are :mod:`edgekd.report.compare`'s.
+results (``results.jsonl``), tables and differences are :mod:`edgekd.report.compare`'s; the command that runs
+the grid and then writes them is :mod:`edgekd.commands.compare`.
 """
 
 from __future__ import annotations
@@ -174,33 +175,11 @@ def _read_meta(out: Path) -> dict:
         return {}
 
 
-def run_compare(cfg: dict, grid: GridSpec, out: Path, echo=print, progress: bool = True, set_threads=None, restart: bool = False) -> list[dict]:
-    """``edgekd compare`` after its checks: train the grid, then write and show the tables and differences."""
-    from ..report.compare import write_differences, write_tables
-
-    cells = grid_cells(grid.teachers, grid.methods, grid.projections, grid.ranks)
-    for c in cells:  # stored with the cell in compare.json, so a resumed call draws the same scenes
-        c["vary_scenes"] = grid.vary_scenes
-    check_recipe(out, cfg, cells, list(range(grid.seeds)), restart, grid.weights, echo)
-    echo(f"edgekd compare: {len(cells)} cells x {grid.seeds} seeds = {len(cells) * grid.seeds} runs of "
-         f"{cfg['train']['epochs']} epochs on {cfg['train']['train_size']} {cfg['data']['data']} images -> {out}")
-    if set_threads is not None:
-        set_threads()
-    rows = run_grid(cfg, cells, list(range(grid.seeds)), out, grid.weights, progress=progress)
-    md, _ = write_tables(out, rows, cfg["model"]["task"])
-    echo(md.read_text())
-    diff_md = write_differences(out, rows, cfg["model"]["task"])[0]
-    echo(diff_md.read_text())
-    echo(f"tables in {out}/table.md, table.csv and differences.md/.csv/.json; figures: edgekd report {out}")
-    return rows
-
-
 def run_grid(base_cfg: dict, cells: list[dict], seeds: list[int], out: Path, teacher_weights: dict | None = None,
-             progress=True) -> list[dict]:
-    """Train every (cell, seed) not yet finished; return all results (:func:`edgekd.report.compare.collect`)."""
+             progress=True) -> None:
+    """Train every (cell, seed) not yet finished (the results: :func:`edgekd.report.compare.collect` of ``out``)."""
     from tqdm.auto import tqdm
 
-    from ..report.compare import collect
     from .loop import Trainer
 
     _write_meta(out, base_cfg, cells, seeds)
@@ -221,7 +200,6 @@ def run_grid(base_cfg: dict, cells: list[dict], seeds: list[int], out: Path, tea
         del trainer  # a captured CUDA graph holds its memory pool until the trainer is collected
         _free_memory()
     bar.close()
-    return collect(out)
 
 
 def _write_meta(out: Path, base_cfg: dict, cells: list[dict], seeds: list[int]) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
+from ...card import engine_card_path
 from ...errors import EdgekdError, MissingDependencyError
+from ..tensorrt_runtime import import_tensorrt
 from .base import BaseRunner, register_backend
 
 
@@ -35,8 +36,6 @@ class TensorRTRunner(BaseRunner):
 
     @classmethod
     def unavailable(cls, **_) -> str | None:
-        from ...export.tensorrt_build import import_tensorrt
-
         try:
             import_tensorrt()
             _import_cudart()
@@ -45,8 +44,6 @@ class TensorRTRunner(BaseRunner):
         return None
 
     def open_impl(self):
-        from ...export.tensorrt_build import import_tensorrt
-
         trt = import_tensorrt()
         cudart = _import_cudart()
         self.trt, self.cudart = trt, cudart
@@ -74,7 +71,7 @@ class TensorRTRunner(BaseRunner):
         return {"backend": "tensorrt", "runtime": f"tensorrt {self.trt.__version__}", "providers": ["TensorRT"], "threads": None}
 
     def metadata(self) -> dict:
-        side = Path(str(self.path) + ".json")  # written by edgekd export next to the engine
+        side = engine_card_path(self.path)  # written by edgekd export next to the engine
         return json.loads(side.read_text()) if side.exists() else {}
 
     def _alloc(self, name, nbytes):

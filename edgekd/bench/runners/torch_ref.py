@@ -27,7 +27,7 @@ class TorchRunner(BaseRunner):
             import torch
         except ImportError:
             raise MissingDependencyError("--backend torch needs PyTorch; bench an ONNX file instead") from None
-        from ...export.onnx_export import load_student
+        from ...models.run import load_student
 
         self.torch = torch
         if self.threads:
@@ -49,9 +49,9 @@ class TorchRunner(BaseRunner):
         return {"backend": "torch", "runtime": f"torch {self.torch.__version__}", "providers": [str(self.device)], "threads": self.threads}
 
     def metadata(self) -> dict:
-        from ...export.onnx_export import build_metadata
+        from ...card import ModelCard
 
-        return build_metadata(self.task, self.cfg, self.ckpt, "fp32")
+        return ModelCard.of_run(self.task, self.cfg, self.ckpt, "fp32").to_props()
 
     def input_shape(self) -> list:
         return [None, 3, *self.cfg["data"]["image_size"]]
