@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1] / "edgekd"
 
 # Lowest first.  A module belongs to the floor of the longest prefix that names it.
 FLOORS = [
-    ("base", ("edgekd", "edgekd.errors", "edgekd.registry", "edgekd.lazy", "edgekd.fileio")),
+    ("base", ("edgekd", "edgekd.errors", "edgekd.registry", "edgekd.lazy", "edgekd.fileio", "edgekd.options")),
     ("distill, data", ("edgekd.distill", "edgekd.data")),
     ("tasks", ("edgekd.tasks",)),
     ("config", ("edgekd.config",)),  # not in the stated order: the profile schema every later floor reads
