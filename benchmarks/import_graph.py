@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1] / "edgekd"
 FLOORS = [
     # run_lock: a run folder's one-writer lock (a file-system primitive beside fileio; the commands take it);
     # torch_stack: the torch/torchvision probe that the models' factory, the CLI and edgekd doctor call.
-    ("base", ("edgekd", "edgekd.errors", "edgekd.registry", "edgekd.lazy", "edgekd.fileio", "edgekd.run_lock", "edgekd.torch_stack")),
+    ("base", ("edgekd", "edgekd.errors", "edgekd.registry", "edgekd.lazy", "edgekd.fileio", "edgekd.run_lock", "edgekd.torch_stack", "edgekd.options")),
     ("distill, data", ("edgekd.distill", "edgekd.data")),
     ("tasks", ("edgekd.tasks",)),
     ("config", ("edgekd.config",)),  # not in the stated order: the profile schema every later floor reads

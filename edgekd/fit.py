@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import EdgekdError
+from .options import option
 
 DEFAULT_STUDENTS = ("mobilenetv2_050", "mobilenetv2_100", "efficientnet_lite0")
 STRIDE = 32  # every registered student encoder reduces by 32
@@ -279,20 +280,44 @@ def resolve_backend(requested: str, target: dict) -> str:
     return backend
 
 
-def run_fit(profile=None, target=None, candidates=None, backend="auto", min_time=0.3, rounds=1, train_epochs=0, sets=(),
-            out=None, write_profile=None, log=print) -> dict:
+def _onnx_backends() -> str:
+    from .bench.runners.base import list_backends
+
+    return f"Bench backend for ONNX files: auto (the target's), {', '.join(list_backends('onnx'))}."
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """The options of ``edgekd fit``; each field's help is its option's."""
+
+    profile: str | None = option(None, "Profile whose target, task and input size to fit [the --target's shipped profile, else jetson].")
+    target: str | None = option(None, "Target name or TOML (overrides the profile's).")
+    candidates: str | None = option(None, "Own candidates, e.g. mobilenetv2_100@192x256@int8 (size and precision optional) "
+                                          "[mobilenetv2_050, mobilenetv2_100, efficientnet_lite0 at the profile's size and 3/4 of it].",
+                                    metavar="NAME@HxW@PREC,...")
+    backend: str = option("auto", _onnx_backends)
+    min_time: float = option(0.3, "Seconds of timed runs per candidate and round.")
+    rounds: int = option(1, "Interleaved timing rounds (median kept).")
+    train_epochs: int = option(0, "Also train each fitting candidate this long (no teacher) and add the task metric, with fit.png.")
+    sets: tuple = option((), "Override a training key for --train-epochs (repeatable).", flag="--set", metavar="SECTION.KEY=VALUE")
+    out: str | None = option(None, "Output directory [runs/fit-<profile>].", path=True)
+    write_profile: str | None = option(None, "Write the chosen candidate as a profile TOML for edgekd distill.", path=True)
+
+
+def run_fit(s: FitSettings, log=print) -> dict:
     """Export, time (and with ``train_epochs`` train and score) every candidate; write fit.json, fit.md (+ fit.png)."""
     from .bench.runners import backend_class
 
-    cfg, target_ref = _base_config(profile, target)
+
+    cfg, target_ref = _base_config(s.profile, s.target)
     tgt = cfg["target"]
-    backend = resolve_backend(backend, tgt)
+    backend = resolve_backend(s.backend, tgt)
     precisions = runnable_precisions(tgt, backend)
     size = tuple(cfg["data"]["image_size"])
-    cands = parse_candidates(candidates, size, precisions) if candidates else default_candidates(size, precisions)
-    if rounds < 1 or min_time < 0:
+    cands = parse_candidates(s.candidates, size, precisions) if s.candidates else default_candidates(size, precisions)
+    if s.rounds < 1 or s.min_time < 0:
         raise EdgekdError("--rounds must be at least 1 and --min-time at least 0")
-    out = Path(out or f"runs/fit-{cfg['profile']['name']}")
+    out = Path(s.out or f"runs/fit-{cfg['profile']['name']}")
     threads = min(tgt["threads"], os.cpu_count() or 1)
     log(f"edgekd fit: {len(cands)} candidates for {tgt['name']} on {backend} ({threads} threads) -> {out}")
     if tgt["accelerator"] != backend_class(backend).accelerator:
@@ -303,7 +328,7 @@ def run_fit(profile=None, target=None, candidates=None, backend="auto", min_time
     for i, c in enumerate(cands):
         rows.append({"candidate": c.name, **asdict(c), **exporter.export(c)})
         log(f"  exported {i + 1}/{len(cands)}: {c.name}")
-    timed = bench_rounds({r["candidate"]: r["onnx"] for r in rows}, backend, threads, min_time, rounds, log)
+    timed = bench_rounds({r["candidate"]: r["onnx"] for r in rows}, backend, threads, s.min_time, s.rounds, log)
     budget = float(tgt.get("latency_budget_ms") or 0.0)
     here, why = _on_target(tgt, backend, rows)
     if not here:
@@ -312,21 +337,21 @@ def run_fit(profile=None, target=None, candidates=None, backend="auto", min_time
         r.update(timed[r["candidate"]])
         r["fits"] = (budget <= 0 or r["p90_ms"] <= budget) if here else None  # like bench: a verdict only on the target
     key, higher = "macs", True
-    if train_epochs:
-        key, higher = _train_fitting(cfg, rows, train_epochs, out, sets, log)
+    if s.train_epochs:
+        key, higher = _train_fitting(cfg, rows, s.train_epochs, out, s.sets, log)
     mark_pareto(rows, key, higher)
     rows.sort(key=lambda r: r["p50_ms"])
     chosen = choose(rows, key, higher)
     result = {"profile": cfg["profile"]["name"], "target": tgt["name"], "backend": backend, "threads": threads,
-              "latency_budget_ms": budget, "rounds": rounds, "min_time": min_time, "front_key": key,
+              "latency_budget_ms": budget, "rounds": s.rounds, "min_time": s.min_time, "front_key": key,
               "higher_is_better": higher, "candidates": rows, "chosen": chosen["candidate"] if chosen else None,
               "on_target": here, **({} if here else {"why_no_verdict": why}), "environment": _environment(backend, threads)}
     _write_outputs(out, result)
-    if write_profile:
+    if s.write_profile:
         if chosen is None:
-            raise EdgekdError(f"no candidate fits the {budget:g} ms budget of {tgt['name']}; nothing written to {write_profile} "
+            raise EdgekdError(f"no candidate fits the {budget:g} ms budget of {tgt['name']}; nothing written to {s.write_profile} "
                               f"(results kept in {out}); try smaller candidates or int8")
-        log(f"wrote {write_profile_toml(cfg, chosen, write_profile, target_ref)}")
+        log(f"wrote {write_profile_toml(cfg, chosen, s.write_profile, target_ref)}")
     return result
 
 

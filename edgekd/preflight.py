@@ -109,16 +109,6 @@ def check_student_weights(student: str, spec: str) -> None:
         check_torch_file(path, "student weights")
 
 
-def check_teacher_names(cfg: dict, kind: str) -> None:
-    """A timm teacher's name (``random``, ``random:NAME``, ``NAME``) is one timm knows."""
-    d = cfg["distill"]
-    spec = (d["teacher"] or "").strip()
-    if kind == "random":
-        check_timm_name(spec.split(":", 1)[1] if spec.startswith("random:") else d["teacher_arch"], "teacher")
-    elif kind == "named":
-        check_timm_name(spec, "teacher")
-
-
 def check_data(cfg: dict, detect: bool = True) -> None:
     """A data path exists and its format is known or can be told (detection only looks at names)."""
     from .data.formats import detect_format, get_data_format

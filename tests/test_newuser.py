@@ -67,7 +67,7 @@ def test_compare_takes_distill_option_names():
 
 
 def test_full_recipe_hint_is_a_command_that_works(tmp_path):
-    from edgekd.cli import full_recipe_command
+    from edgekd.commands.distill import full_recipe_command
     from edgekd.config import load_profile
 
     prof = tmp_path / "my recipe.toml"
@@ -93,11 +93,11 @@ def test_full_recipe_hint_is_a_command_that_works(tmp_path):
 def test_threads_option():
     import torch
 
-    from edgekd.cli import _set_threads
+    from edgekd.train.threads import set_threads
 
     before = torch.get_num_threads()
     try:
-        _set_threads(1)
+        set_threads(1)
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

@@ -175,13 +175,9 @@ def open_model(s: BenchSettings, log=print) -> OpenModel:
     return OpenModel(path, kind, cfg, tgt, bc, backend, runner, meta, card)
 
 
-def run_bench(model, profile=None, target=None, backend=None, data=None, data_format=None, val_size=None, batch=None,
-              threads=None, min_iters=None, min_time=None, warmup_iters=None, warmup_time=None, accuracy_check=True,
-              show_progress=True, log=print, compare_to=None, placement=True, shape=None) -> dict:
-    """Bench ``model`` (the options are :class:`BenchSettings`'); returns every figure (``edgekd bench --json``)."""
-    return bench(BenchSettings(model, profile, target, backend, data, data_format, val_size, batch, threads, min_iters, min_time,
-                               warmup_iters, warmup_time, accuracy_check, show_progress, compare_to=compare_to,
-                               placement=placement, shape=shape), log)
+def run_bench(model, log=print, **options) -> dict:
+    """:func:`bench` with :class:`BenchSettings`' fields by name (a script's call); returns every figure (``edgekd bench --json``)."""
+    return bench(BenchSettings(model, **options), log)
 
 
 def bench(s: BenchSettings, log=print) -> dict:

@@ -7,7 +7,7 @@ imported here: the CLI and the profile schema read formats.py and must import fa
 
 from __future__ import annotations
 
-_LAZY = {"run_export": "pipeline", "export": "pipeline", "ExportJob": "job", "ExportOptions": "job", "OPSETS": "job"}
+_LAZY = {"run_export": "pipeline", "export_run": "pipeline", "ExportRequest": "pipeline", "export": "pipeline", "ExportJob": "job", "ExportOptions": "job", "OPSETS": "job"}
 
 
 def __getattr__(name):

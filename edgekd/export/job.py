@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from ..errors import EdgekdError
 from ..fileio import atomic_write_json
+from ..options import option
 
 # The TorchScript exporter writes 7..23 here, but before opset 11 ONNX resizes images differently from
 # PyTorch (parity fails: max abs err 0.07 at opset 9/10 on a depth student) and ONNX Runtime's per-channel
@@ -19,24 +20,33 @@ from ..fileio import atomic_write_json
 OPSETS = (13, 23)
 
 
+def _names(text: str) -> tuple:
+    """``--exclude-nodes a,b`` -> ("a", "b")."""
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
 @dataclass
 class ExportOptions:
-    """The checks' and builders' settings (``edgekd export --help`` says what each does)."""
+    """The checks' and builders' settings; each field's help is its ``edgekd export`` option's."""
 
-    opset: int | None = None  # None: the run's profile's
-    atol: float = 1e-3
-    rtol: float = 1e-3
-    parity_size: int = 8
-    calib_size: int = 64
-    calib_method: str = "percentile"
-    max_drop: float = 0.01
-    eval_size: int | None = None  # None: the run's val size
-    max_batch: int = 8
-    sensitivity: bool = False  # INT8: measure every node's error even when the drop is within budget
-    sensitivity_size: int = 16  # INT8: calibration images the sensitivity is measured on
-    sensitivity_units: int = 64  # INT8: most units measured; above it nodes are grouped by block (int8_sensitivity.py)
-    max_float_nodes: int = 10  # INT8: most nodes the fallback may keep in float (0: no fallback); int8_fallback.py
-    exclude_nodes: tuple = ()  # INT8: nodes the user keeps in float
+    opset: int | None = option(None, "ONNX opset [the profile's, 17].", type=int)  # None: the run's profile's
+    atol: float = option(1e-3, "Parity tolerance (absolute) against PyTorch.", lo=0)
+    rtol: float = option(1e-3, "Parity tolerance (relative) against PyTorch.", lo=0)
+    parity_size: int = option(8, "Validation images for the parity check.", lo=1)
+    calib_size: int = option(64, "INT8: training images to calibrate on.", lo=1)
+    calib_method: str = option("percentile", "Activation ranges: percentile (99.999%) kept the metric best in benchmarks/export.md.",
+                               choices=("minmax", "entropy", "percentile"))
+    max_drop: float = option(0.01, "INT8: largest allowed drop of the primary metric (absolute).")
+    eval_size: int | None = option(None, "INT8: validation images to judge the drop on [the run's val size].", type=int, lo=1)
+    sensitivity: bool = option(False, "INT8: measure the error each node adds quantized alone (a table in the log and export.json); "
+                                      "always done when the drop exceeds --max-drop.")  # even when the drop is within budget
+    sensitivity_size: int = option(16, "INT8: calibration images the sensitivity is measured on.", lo=1)
+    sensitivity_units: int = option(64, "INT8: most units the sensitivity measures; a graph with more quantizable nodes is measured "
+                                        "block by block.", lo=1)  # int8_sensitivity.py groups nodes by block above it
+    max_float_nodes: int = option(10, "INT8: when the drop exceeds --max-drop, keep up to this many of the most sensitive nodes in float "
+                                      "until it does not (0: no fallback).", lo=0)  # int8_fallback.py
+    exclude_nodes: tuple = option((), "INT8: nodes to keep in float (names as in the sensitivity table).", metavar="NAME,...", parse=_names)
+    max_batch: int = option(8, "TensorRT: largest batch of the optimisation profile.", lo=1)
 
     def check(self) -> None:
         """Refuse what cannot be exported with, before the checkpoint is read."""

@@ -7,16 +7,54 @@ and this invocation's report at the top level.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
 from ..errors import EdgekdError
+from ..options import option
 from .formats import create_format, create_precision
 from .job import ExportJob, ExportOptions, load_job, write_report
 
 
-def run_export(run, fmt=None, precision=None, opset=None, atol=1e-3, rtol=1e-3, parity_size=8, calib_size=64,
-               calib_method="percentile", max_drop=0.01, eval_size=None, max_batch=8, expect_task=None, log=print,
-               allow_unfinished=False, target=None, sensitivity=False, sensitivity_size=16, sensitivity_units=64,
-               max_float_nodes=10, exclude_nodes=()) -> dict:
-    """Export ``run`` (a run directory or checkpoint) and return the report (also written as export.json).
+def _formats() -> list:
+    from .formats import list_formats
+
+    return list_formats(aliases=True)
+
+
+def _precisions() -> list:
+    from .formats import list_precisions
+
+    return list_precisions()
+
+
+@dataclass
+class ExportRequest:
+    """What ``edgekd export`` was asked: the run, what to write for which target, and the checks' options."""
+
+    run: str | Path
+    fmt: str | None = option(None, "What the device loads [the run's profile's: onnx]; litert (alias tflite) writes the three .tflite files.",
+                             flag="--format", choices=_formats)  # None: the run's profile's (export.format)
+    precision: str | None = option(None, "What the target runs; fp32 model.onnx is always written too [the run's profile's: jetson fp16, "
+                                         "mobile int8, server fp16].", choices=_precisions)  # None: export.precision
+    options: ExportOptions = field(default_factory=ExportOptions)
+    expect_task: str | None = option(None, "Refuse a checkpoint trained for another task (a guard for pipelines).", flag="--task")
+    target: str | None = option(None, "Export for this target (name or TOML) instead of the run's: its metadata, and its INT8 scheme "
+                                      "(u8s8 for a CPU, s8s8 for TensorRT) [the run's].")
+    allow_unfinished: bool = option(False, "Export the last.pt of a run that stopped before its first evaluation (refused otherwise; an "
+                                           "unfinished run with a best.pt exports that).")
+
+
+def run_export(run, fmt=None, precision=None, log=print, **kw) -> dict:
+    """``export_run`` with the request's and :class:`ExportOptions`' fields by name (a script's call)."""
+    names = {f.name for f in fields(ExportRequest)}
+    request = ExportRequest(run, fmt, precision, ExportOptions(**{k: v for k, v in kw.items() if k not in names}),
+                            **{k: v for k, v in kw.items() if k in names})
+    return export_run(request, log)
+
+
+def export_run(r: ExportRequest, log=print) -> dict:
+    """Export ``r.run`` (a run directory or checkpoint) and return the report (also written as export.json).
 
     ``fmt`` and ``precision`` default to the run's profile's (``export.format``, ``export.precision``);
     an unfinished run's checkpoint is chosen as models/run.py says (``allow_unfinished``: take its last.pt);
@@ -25,19 +63,19 @@ def run_export(run, fmt=None, precision=None, opset=None, atol=1e-3, rtol=1e-3, 
     ``max_float_nodes`` of the most sensitive nodes are kept in float until the drop is within ``max_drop``;
     ``exclude_nodes`` are kept in float from the start.
     """
-    options = ExportOptions(opset, atol, rtol, parity_size, calib_size, calib_method, max_drop, eval_size, max_batch, sensitivity,
-                            sensitivity_size, sensitivity_units, max_float_nodes, tuple(exclude_nodes))
+    options = r.options
+    options.exclude_nodes = tuple(options.exclude_nodes)
     options.check()
-    if fmt:
-        create_format(fmt).check_installed()  # before the checkpoint is read
-    job = load_job(run, options, expect_task, log, allow_unfinished)
-    if target:
+    if r.fmt:
+        create_format(r.fmt).check_installed()  # before the checkpoint is read
+    job = load_job(r.run, options, r.expect_task, log, r.allow_unfinished)
+    if r.target:
         from ..config import load_target
 
-        made_for, job.cfg["target"] = job.cfg["target"]["name"], load_target(target)
+        made_for, job.cfg["target"] = job.cfg["target"]["name"], load_target(r.target)
         if made_for != job.cfg["target"]["name"]:
             log(f"note: exporting for {job.cfg['target']['name']} (the run was trained for {made_for})")
-    return export(job, fmt, precision)
+    return export(job, r.fmt, r.precision)
 
 
 def export(job: ExportJob, fmt: str | None = None, precision: str | None = None) -> dict:

@@ -37,6 +37,24 @@ class GridSpec:
     vary_scenes: bool = False  # each seed also draws its own scenes (data.seed = the seed)
 
 
+# Options and keys compare sets itself per cell and seed: a value given for them would be ignored.
+GRID_SET = {"train.seed": "--seeds N (each cell runs seeds 0..N-1)", "distill.teacher": "--teachers", "distill.method": "--methods",
+            "distill.projection": "--projections", "distill.spectral": "--spectral"}
+
+
+def refuse_grid_set(seed: int | None, sets=(), vary_scenes: bool = False) -> None:
+    """``compare --seed 5`` (or --set train.seed=5; --set data.seed with --vary-scenes) would be ignored: refuse it
+    and name what sets it."""
+    if seed is not None:
+        raise EdgekdError(f"compare does not use --seed {seed}: {GRID_SET['train.seed']}; drop --seed")
+    for item in sets or ():
+        key = item.partition("=")[0].strip()
+        if key in GRID_SET:
+            raise EdgekdError(f"compare sets {key} itself per cell (use {GRID_SET[key]}); drop --set {item}")
+        if key == "data.seed" and vary_scenes:
+            raise EdgekdError(f"compare --vary-scenes sets {key} itself per seed; drop --set {item} or --vary-scenes")
+
+
 def parse_grid(teachers: str, teacher_weight_map, methods: str, projections: str, spectral_ranks: str, seeds: int) -> GridSpec:
     """The options of ``edgekd compare`` (comma lists), checked, with a one-line error naming the bad value."""
     from ..distill.registry import list_distances, list_projections

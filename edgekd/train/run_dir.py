@@ -35,3 +35,27 @@ def prepare_run_dir(out: Path, resuming: bool, overwrite: bool, step: int) -> No
     stale = LOGS + (("last.pt", "best.pt", "checkpoints.json", "summary.json", "diagnostics.json") if overwrite else ())
     for name in stale:
         (out / name).unlink(missing_ok=True)
+
+
+# What a resume may change: how long to train, where and how fast; never the model, the data or the method.
+RESUMABLE = {("train", "epochs"), ("train", "max_steps"), ("train", "save_every_min"), ("train", "workers"), ("train", "device"),
+             ("model", "compile"), ("train", "eval_every"), ("train", "train_eval_size")}
+
+
+def saved_config(out: Path) -> dict:
+    """The recipe the run in ``out`` was started with (its config.json), for ``--resume``."""
+    import json
+
+    try:
+        return json.loads((out / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise EdgekdError(f"--resume: cannot read {out / 'config.json'} ({e}); start a new run with another --out") from None
+
+
+def check_resume_changes(saved: dict, cfg: dict, out: Path) -> None:
+    """Refuse a resume whose options would change the model or the data (anything outside :data:`RESUMABLE`)."""
+    changed = [f"{sec}.{k} ({saved[sec].get(k)!r} -> {v!r})" for sec, values in cfg.items() if isinstance(values, dict) and sec in saved
+               for k, v in values.items() if (sec, k) not in RESUMABLE and saved[sec].get(k) != v]
+    if changed:
+        raise EdgekdError(f"--resume cannot change {', '.join(changed)} of the run in {out}; a resume may only change --epochs, "
+                          "--max-steps, --save-every-min, --workers, --device, --compile: start a new run with another --out")
