@@ -199,7 +199,7 @@ def test_core_install_plus_ai_edge_litert_benches_tflite_without_torch(pair, tmp
     clean = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}  # no PYTHONPATH: only what the venv holds
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py = str(venv / "bin" / "python")
-    repo = str(Path(__file__).parent.parent)
+    repo = str(Path(__file__).parents[2])
     p = subprocess.run([py, "-m", "pip", "install", "-q", repo, "ai-edge-litert>=2.3"], capture_output=True, text=True, timeout=900, env=clean)
     assert p.returncode == 0, p.stderr[-2000:]
     p = subprocess.run([py, "-c", "import torch"], capture_output=True, text=True, cwd=tmp_path, env=clean)

@@ -1,11 +1,15 @@
 """The table of bad inputs (docs/errors.md): one line naming the problem and the fix, exit code 2, no traceback."""
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import TINY, run_cli
+if __name__ == "__main__":  # run as a script (it rewrites docs/errors.md): tests/conftest.py is one folder up
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+from conftest import TINY, run_cli  # noqa: E402
 
 D = ["distill", "--task", "depth", "--teacher", "none", *TINY]  # a valid tiny run, to break one thing at a time
 
@@ -443,7 +447,7 @@ def case_depth_png_of_8_bits(t, run):
 
     import numpy as np
 
-    sys.path.insert(0, str(Path(__file__).parent / "faults"))
+    sys.path.insert(0, str(Path(__file__).parents[1] / "faults"))
     import faultlib
 
     faultlib.write_depth_list(t / "d", depth=np.full((16, 16), 25, np.uint8))
@@ -510,12 +514,12 @@ def test_table_has_at_least_25_mistakes():
 
 
 def test_docs_have_a_row_per_mistake():
-    """docs/errors.md lists every case above (regenerate its table with: python tests/test_errors.py)."""
+    """docs/errors.md lists every case above (regenerate its table with: python tests/cli/test_errors.py)."""
     from pathlib import Path
 
-    doc = (Path(__file__).parents[1] / "docs" / "errors.md").read_text()
+    doc = (Path(__file__).parents[2] / "docs" / "errors.md").read_text()
     missing = [n for n in sorted(CASES) if f"| {n.replace('_', ' ')} |" not in doc]
-    assert not missing, f"add rows for {missing} (python tests/test_errors.py rewrites the table)"
+    assert not missing, f"add rows for {missing} (python tests/cli/test_errors.py rewrites the table)"
 
 
 def _doc_rows() -> list:
@@ -546,11 +550,7 @@ def _doc_rows() -> list:
 
 
 if __name__ == "__main__":  # rewrite the table of docs/errors.md from the cases above
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    doc = Path(__file__).parents[1] / "docs" / "errors.md"
+    doc = Path(__file__).parents[2] / "docs" / "errors.md"
     lines = doc.read_text().splitlines()
     start = lines.index("| mistake | message |")
     end = next((i for i in range(start + 2, len(lines)) if not lines[i].startswith("|")), len(lines))

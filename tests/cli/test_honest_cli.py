@@ -10,7 +10,7 @@ import pytest
 
 from conftest import run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OTHER_TOOLS = {"--help", "--index-url", "--no-deps", "--nproc-per-node", "--logdir"}  # pip's, torchrun's and tensorboard's
 
 

@@ -8,7 +8,7 @@ import tomllib
 
 from conftest import run_cli
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 
 def _init_version() -> str:

@@ -188,7 +188,7 @@ def test_every_profile_key_is_read_somewhere():
 
     from edgekd.config import SECTIONS, section_keys
 
-    root = Path(__file__).parents[1] / "edgekd"
+    root = Path(__file__).parents[2] / "edgekd"
     trees = [ast.parse(p.read_text()) for p in root.rglob("*.py") if p.name != "config.py"]
     trees += [n for n in ast.parse((root / "config.py").read_text()).body if isinstance(n, ast.FunctionDef)]  # not the schema
     reads = section_reads(trees, SECTIONS)

@@ -149,7 +149,7 @@ def test_pyproject_core_is_torch_free_and_dev_installs_everything():
     import tomllib
     from pathlib import Path
 
-    proj = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
+    proj = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
     names = lambda deps: {d.split(">")[0].split(";")[0].split("[")[0].strip() for d in deps}  # noqa: E731
     core = names(proj["dependencies"])
     assert {"numpy", "onnxruntime", "click"} <= core and not core & {"torch", "torchvision", "timm", "onnx", "matplotlib"}
@@ -168,7 +168,7 @@ def test_core_install_in_a_fresh_venv_benches_without_torch(depth_onnx, tmp_path
     clean = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}  # no PYTHONPATH: only what the venv holds
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py = str(venv / "bin" / "python")
-    repo = str(Path(__file__).parent.parent)
+    repo = str(Path(__file__).parents[2])
     p = subprocess.run([py, "-m", "pip", "install", "-q", repo], capture_output=True, text=True, timeout=900, env=clean)
     assert p.returncode == 0, p.stderr[-2000:]
     p = subprocess.run([py, "-c", "import torch"], capture_output=True, text=True, cwd=tmp_path, env=clean)
@@ -199,7 +199,7 @@ def test_gpu_recipe_on_cpu_is_warned(tmp_path):
     from edgekd.config import load_profile
     from edgekd.preflight import gpu_recipe_warning
 
-    # said before any scene is rendered (tests/test_first_minute.py), from the recipe alone
+    # said before any scene is rendered (tests/e2e/test_first_minute.py), from the recipe alone
     assert "is meant for a GPU" in gpu_recipe_warning(load_profile("jetson"), 795)
     small = load_profile("jetson", {"data": {"image_size": [64, 96]}, "train": {"epochs": 2}})
     assert gpu_recipe_warning(small, 64) == ""

@@ -7,7 +7,7 @@ import torch
 
 
 def test_readme_example_runs_and_trains_the_projector():
-    text = (Path(__file__).parent.parent / "README.md").read_text()
+    text = (Path(__file__).parents[2] / "README.md").read_text()
     block = re.search(r"## Python API.*?```python\n(.*?)```", text, re.S).group(1)
     x = torch.randn(2, 3, 64, 64)
     y = torch.rand(2, 64, 64) * 5 + 1

@@ -34,7 +34,7 @@ def run_copy(depth_run, tmp_path):
 
 
 # ----------------------------------------------------------------- items 2, 3: labels and records of exports
-# (INT8 then fp16 into one run is tests/test_export.py::test_fp16_and_int8, which checks both: the same exports twice
+# (INT8 then fp16 into one run is tests/export/test_export.py::test_fp16_and_int8, which checks both: the same exports twice
 # would cost half a minute.)
 
 
