@@ -11,7 +11,7 @@ from edgekd.errors import EdgekdError
 
 def test_shipped_profiles_resolve():
     assert {"jetson", "mobile", "server"} <= set(list_profiles())
-    for name in ("jetson", "mobile", "server"):
+    for name in list_profiles():
         cfg = load_profile(name)
         assert cfg["target"]["name"] and cfg["profile"]["name"] == name
         assert len(cfg["data"]["image_size"]) == 2
@@ -126,7 +126,7 @@ def test_registry_choices_are_read_when_checked():
     assert "onnx" in key_choices("export", "format")
 
 
-@pytest.mark.parametrize("name", ["jetson", "mobile", "server"])
+@pytest.mark.parametrize("name", list_profiles())
 def test_resolved_config_dumps_to_toml_and_back(tmp_path, name):
     from edgekd.config import SECTIONS, to_toml
 

