@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The runs behind benchmarks/claims.md (and the trained depth model of benchmarks/export.md):
-#   bash benchmarks/claims.sh OUTDIR [WEIGHTS]                     # GPU defaults (one call on a lent H100)
-#   DEV=cpu COMPILE=off SIZE="64 96" NTRAIN=320 NVAL=128 EPOCHS=6 ... bash benchmarks/claims.sh OUTDIR   # see claims.md
+# The runs behind benchmarks/claims/claims.md (and the trained depth model of benchmarks/export/export.md):
+#   bash benchmarks/claims/claims.sh OUTDIR [WEIGHTS]                     # GPU defaults (one call on a lent H100)
+#   DEV=cpu COMPILE=off SIZE="64 96" NTRAIN=320 NVAL=128 EPOCHS=6 ... bash benchmarks/claims/claims.sh OUTDIR   # see claims.md
 # 1. a depth student for the INT8 measurement (mobile profile: EfficientNet-B0, 192x256), exported to ONNX;
 # 2. edgekd-trained teachers on the synthetic scenes: segmentation, classification, depth (ResNet-50);
 # 3. the claims grid (edgekd compare), 795 train / 654 val scenes, MobileNetV2 student.

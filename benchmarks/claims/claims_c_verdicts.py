@@ -1,6 +1,6 @@
 """The five claims of docs/method.md §7 decided on an ``edgekd compare`` folder, with intervals (regime C).
 
-    python benchmarks/claims_c_verdicts.py WORK/grid --out benchmarks/results/claims_cpu_c
+    python benchmarks/claims/claims_c_verdicts.py WORK/grid --out benchmarks/claims/results/claims_cpu_c
 
 For claims 1-4: the paired difference of δ1 over the seeds both cells have, its 95% CI, the paired t,
 the minimum detectable difference (MDD, power 0.8) and a verdict from ``edgekd.report.stats.paired``:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The depth claims at the paper's recipe on one GPU, several runs packed on it (issue 24).
 #
-#   bash benchmarks/claims_gpu.sh WORK           # GPU: sized for about 8 minutes of an H200 (an estimate, see below)
-#   TOY=1 bash benchmarks/claims_gpu.sh WORK     # CPU, toy size (64x64, 2 scenes, 1 step, 1 seed): the plumbing only
+#   bash benchmarks/claims/claims_gpu.sh WORK           # GPU: sized for about 8 minutes of an H200 (an estimate, see below)
+#   TOY=1 bash benchmarks/claims/claims_gpu.sh WORK     # CPU, toy size (64x64, 2 scenes, 1 step, 1 seed): the plumbing only
 #
 # Recipe: the jetson profile (256x320, batch 16, 25 epochs, lr 1e-3, MobileNetV2 from ImageNet), 795 training /
 # 654 validation synthetic scenes written once to WORK/scenes, FitNets at auto strength (gradient ratio 0.3;
@@ -12,7 +12,7 @@
 # batch 32, 25 epochs) is trained first, in one of the JOBS slots, while the teacher-free cells run.
 #
 # Packing: JOBS (8) processes share the GPU; a step of this student is launch-bound (30-36 ms eager on an
-# H100 for ~60 GFLOP: benchmarks/train_speed.md), so several processes fill the GPU's idle time.
+# H100 for ~60 GFLOP: benchmarks/train_speed/train_speed.md), so several processes fill the GPU's idle time.
 # Wall-clock guard: no run is launched once fewer than RUN_EST_S seconds are left of BUDGET_S (counted from
 # the script's start); runs in flight finish.  ESTIMATE, not measured (no GPU was lent while this was written):
 # 1225 steps x ~36 ms (H100, eager, student + teacher) = ~45 s alone, about twice that with 8 processes sharing
@@ -22,9 +22,9 @@
 #
 # Resumable: finished runs are skipped, interrupted ones resumed from last.pt; run the same command again.
 # Results: WORK/grid (edgekd compare's layout: edgekd report WORK/grid), verdicts in WORK/verdicts/verdicts.md
-# (benchmarks/claims_c_verdicts.py: claims 1-4 with intervals, claim 5 on P and on P - P0).
+# (benchmarks/claims/claims_c_verdicts.py: claims 1-4 with intervals, claim 5 on P and on P - P0).
 set -eu
-WORK=${1:?usage: bash benchmarks/claims_gpu.sh WORK}
+WORK=${1:?usage: bash benchmarks/claims/claims_gpu.sh WORK}
 HERE=$(cd "$(dirname "$0")" && pwd)
 T0=$(date +%s)
 export PYTHONUNBUFFERED=1

@@ -1,11 +1,11 @@
-"""One piece of benchmarks/claims_gpu.sh: write the grid's plan, or train one (cell, seed) of it.
+"""One piece of benchmarks/claims/claims_gpu.sh: write the grid's plan, or train one (cell, seed) of it.
 
 The grid is laid out as ``edgekd compare`` lays it out (``GRID/compare.json``, ``GRID/runs/<cell>/seed<N>``),
-so ``edgekd report GRID`` and ``benchmarks/claims_c_verdicts.py GRID`` read it unchanged.
+so ``edgekd report GRID`` and ``benchmarks/claims/claims_c_verdicts.py GRID`` read it unchanged.
 
-    python benchmarks/claims_gpu_run.py plan GRID --data SCENES --teacher-ckpt WORK/teacher-depth/best.pt --seeds 5 [--toy]
-    python benchmarks/claims_gpu_run.py run GRID CELL SEED     # resumes an interrupted run, skips a finished one
-    python benchmarks/claims_gpu_run.py todo GRID SEEDS        # the (cell, seed) pairs not finished, seed-major
+    python benchmarks/claims/claims_gpu_run.py plan GRID --data SCENES --teacher-ckpt WORK/teacher-depth/best.pt --seeds 5 [--toy]
+    python benchmarks/claims/claims_gpu_run.py run GRID CELL SEED     # resumes an interrupted run, skips a finished one
+    python benchmarks/claims/claims_gpu_run.py todo GRID SEEDS        # the (cell, seed) pairs not finished, seed-major
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-# Regime C's strengths (chosen on held-out seed 100, benchmarks/strength.md): distillation 0.3, spectral 0.1.
+# Regime C's strengths (chosen on held-out seed 100, benchmarks/strength/strength.md): distillation 0.3, spectral 0.1.
 DISTILL_RATIO, SPECTRAL_RATIO = 0.3, 0.1
 # The cells, in the order a seed runs them (claims 3, 4, 2, 1): the same-task teacher's last, it is trained first.
 ORDER = ["none", "random-fitnet-inverted", "none-r2", "teacher-depth-fitnet-traditional", "teacher-depth-fitnet-inverted",

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Regime C of benchmarks/claims.md with the task switched to segmentation (mIoU) or colourisation (PSNR)
-# (issue 24, item 1).  Design fixed before any test run: benchmarks/claims_tasks.md.
-#   bash benchmarks/claims_tasks.sh EDGEKD WORK all            # both tasks, both streams, in priority order
-#   bash benchmarks/claims_tasks.sh EDGEKD WORK stream-a TASK  # one stream of one task (pilot, then its grid cells)
-#   bash benchmarks/claims_tasks.sh EDGEKD WORK stream-b TASK
-#   bash benchmarks/claims_tasks.sh EDGEKD WORK lite TASK PROJ # lower priority: ImageNet EfficientNet-Lite0, one projection
-#   bash benchmarks/claims_tasks.sh EDGEKD WORK random1 TASK PROJ  # the random cell, one projection (to split it over two streams)
-#   bash benchmarks/claims_tasks.sh EDGEKD WORK choice TASK    # print the ratios the pilot rule chose
+# Regime C of benchmarks/claims/claims.md with the task switched to segmentation (mIoU) or colourisation (PSNR)
+# (issue 24, item 1).  Design fixed before any test run: benchmarks/claims/claims_tasks.md.
+#   bash benchmarks/claims/claims_tasks.sh EDGEKD WORK all            # both tasks, both streams, in priority order
+#   bash benchmarks/claims/claims_tasks.sh EDGEKD WORK stream-a TASK  # one stream of one task (pilot, then its grid cells)
+#   bash benchmarks/claims/claims_tasks.sh EDGEKD WORK stream-b TASK
+#   bash benchmarks/claims/claims_tasks.sh EDGEKD WORK lite TASK PROJ # lower priority: ImageNet EfficientNet-Lite0, one projection
+#   bash benchmarks/claims/claims_tasks.sh EDGEKD WORK random1 TASK PROJ  # the random cell, one projection (to split it over two streams)
+#   bash benchmarks/claims/claims_tasks.sh EDGEKD WORK choice TASK    # print the ratios the pilot rule chose
 # EDGEKD: the edgekd checkout to run (the recorded grid: a frozen checkout of commit c5548aa).
 # WORK/TASK/pilot: held-out seed 100; WORK/TASK/grid: one `edgekd compare` folder (resumable, cells merged).
 # Two streams of one thread each.  Each stream needs only its own pilot runs, so the streams never wait:

@@ -1,12 +1,12 @@
 """The paper's claims 1, 3, 4 and 5 decided on one task's regime-C grid (segmentation or colourisation), with intervals.
 
-    python benchmarks/claims_tasks_verdicts.py WORK/segmentation --task segmentation --edgekd /work/frozen \
-        --out benchmarks/results/claims_cpu_seg
-    python benchmarks/claims_tasks_verdicts.py --holm benchmarks/results/claims_cpu_seg benchmarks/results/claims_cpu_colour \
-        --out benchmarks/results/claims_tasks_holm
+    python benchmarks/claims/claims_tasks_verdicts.py WORK/segmentation --task segmentation --edgekd /work/frozen \
+        --out benchmarks/claims/results/claims_cpu_seg
+    python benchmarks/claims/claims_tasks_verdicts.py --holm benchmarks/claims/results/claims_cpu_seg benchmarks/claims/results/claims_cpu_colour \
+        --out benchmarks/claims/results/claims_tasks_holm
 
 WORK/TASK holds ``pilot/`` (held-out seed 100) and ``grid/`` (one ``edgekd compare`` folder), as
-benchmarks/claims_tasks.sh writes them.  Generalises claims_c_verdicts.py from depth's δ1 to a task's
+benchmarks/claims/claims_tasks.sh writes them.  Generalises claims_c_verdicts.py from depth's δ1 to a task's
 primary metric.  For each claim: the paired difference over the seeds both cells have, its 95% CI,
 paired t, two-sided p, MDD (power 0.8) and the verdict of ``edgekd.report.stats.paired`` ("held" /
 "opposite" only when the interval excludes 0), beside the paper's Table 2 effect.  Claim 5: the
@@ -148,7 +148,7 @@ def cell_table(rows, ids, metric):
 
 
 def cell_args(row: dict) -> str:
-    """The `edgekd compare` cell options benchmarks/claims_tasks.sh gave for this row's cell."""
+    """The `edgekd compare` cell options benchmarks/claims/claims_tasks.sh gave for this row's cell."""
     r, cid = row["grad_ratio"], row["id"]
     if cid == "none":
         return "--teachers none"

@@ -1,6 +1,6 @@
 """The five claims of docs/method.md §7, checked on an ``edgekd compare`` directory.
 
-    python benchmarks/claims_verdicts.py runs/claims [--same-task teacher-depth] [--dissimilar random,mobilenetv2_100,teacher-classification]
+    python benchmarks/claims/claims_verdicts.py runs/claims [--same-task teacher-depth] [--dissimilar random,mobilenetv2_100,teacher-classification]
 
 For each claim: the two cells compared (mean ± std of δ1 over seeds), the difference, the
 difference seed by seed with a paired t statistic (a seed fixes the student's initialisation and

@@ -1,6 +1,6 @@
 """INT8 vs fp32 on the CPU: latency (ONNX Runtime, batch 1) and the metric drop, for a trained edgekd ONNX model.
 
-    python benchmarks/int8.py MODEL.onnx [--calib 128] [--eval 128] [--json int8.json]
+    python benchmarks/export/int8.py MODEL.onnx [--calib 128] [--eval 128] [--json int8.json]
 
 Quantizes MODEL.onnx with edgekd's own INT8 path (static QDQ, per-channel weights) in several
 variants, evaluates each on the validation scenes named in the model's metadata, and times each

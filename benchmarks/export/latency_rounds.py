@@ -1,6 +1,6 @@
 """Batch-1 latency of several models on this machine, timed in interleaved rounds.
 
-    python benchmarks/latency_rounds.py runs/x/best.pt runs/x/model.onnx [--rounds 3 --min-time 3]
+    python benchmarks/export/latency_rounds.py runs/x/best.pt runs/x/model.onnx [--rounds 3 --min-time 3]
 
 A ``.pt`` runs on the PyTorch reference backend, an ``.onnx`` on ONNX Runtime CPU.  Each round
 times every model once (edgekd's bench loop: warm-up, then >= 50 runs and >= min-time seconds);

@@ -1,6 +1,6 @@
 """LiteRT (XNNPACK) vs ONNX Runtime (CPU provider) on this CPU, fp32 and INT8, timed in interleaved rounds (torch-free).
 
-    python benchmarks/litert_rounds.py RUN [RUN ...] [--rounds 5 --min-time 2 --threads 2] [--json results/litert_rounds_cpu.json]
+    python benchmarks/export/litert_rounds.py RUN [RUN ...] [--rounds 5 --min-time 2 --threads 2] [--json results/litert_rounds_cpu.json]
 
 Each RUN is a run directory exported with ``edgekd export RUN --format litert --precision int8``: it holds
 model.onnx and model.int8.onnx (ONNX Runtime: fp32, u8s8 QDQ) and model.tflite and model.int8.tflite

@@ -1,6 +1,6 @@
 """OpenVINO vs ONNX Runtime on this CPU, fp32 and INT8, timed in interleaved rounds.
 
-    python benchmarks/openvino_rounds.py [--students mobilenetv2_100,efficientnet_b0] [--profile mobile]
+    python benchmarks/export/openvino_rounds.py [--students mobilenetv2_100,efficientnet_b0] [--profile mobile]
                                          [--rounds 5 --min-time 3 --threads 2] [--out /tmp/ov-rounds]
 
 For each student (untrained: latency does not depend on the weights) at the profile's input size it

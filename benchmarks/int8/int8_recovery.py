@@ -1,6 +1,6 @@
-"""fp32 vs post-training INT8 vs INT8 + float fallback vs QAD on one trained edgekd run (benchmarks/int8.md).
+"""fp32 vs post-training INT8 vs INT8 + float fallback vs QAD on one trained edgekd run (benchmarks/int8/int8.md).
 
-    python benchmarks/int8_recovery.py RUN [--calib-size 8] [--calib-method minmax] [--eval-size 64]
+    python benchmarks/int8/int8_recovery.py RUN [--calib-size 8] [--calib-method minmax] [--eval-size 64]
         [--budget 0.005] [--sensitivity-units 64] [--qad-seeds 0 1 2] [--qad-epochs 2] [--rounds 5] [--json results/int8_recovery.json]
 
 Every variant is made with edgekd's own commands (export / distill --qat-from) and judged on the same

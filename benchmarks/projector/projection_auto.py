@@ -1,4 +1,4 @@
-"""``--projection auto`` against the depth verdicts of benchmarks/claims.md (issue 24).
+"""``--projection auto`` against the depth verdicts of benchmarks/claims/claims.md (issue 24).
 
 For each teacher whose better projection regime C decided (or pointed at), the choice ``auto`` makes
 at step 0 with regime C's recipe (MobileNetV2 ImageNet student, 96x128, 64 scenes, batch 32, the
@@ -6,8 +6,8 @@ calibration batches of epoch 0), for training seeds 0-4: the debiased linear CKA
 choice, and the held-out least-squares fits recorded beside it.  No training step is taken: building
 the Trainer makes the choice.
 
-    python benchmarks/projection_auto.py --depth-teacher WORK/teacher-depth/best.pt \
-        --out benchmarks/results/projection_auto.json
+    python benchmarks/projector/projection_auto.py --depth-teacher WORK/teacher-depth/best.pt \
+        --out benchmarks/projector/results/projection_auto.json
 """
 
 from __future__ import annotations

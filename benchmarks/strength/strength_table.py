@@ -1,12 +1,12 @@
 """Gradient ratios of every distillation term on Z_s, at weight 1 and at ``auto`` (issue 10).
 
-For the regime-C depth student of benchmarks/claims.md (MobileNetV2 encoder-decoder, 96x128, batch 32,
+For the regime-C depth student of benchmarks/claims/claims.md (MobileNetV2 encoder-decoder, 96x128, batch 32,
 64 synthetic scenes, random ViT-B/32 teacher, inverted projection), ImageNet-initialised and from
 scratch: ``||w * dL_aux/dZ_s|| / ||dL_task/dZ_s||`` over the calibration batches (epoch 0's), and for
 ``auto`` the same ratio re-measured on epoch 1's batches (another order and augmentation: does the
 weight chosen on the first batches transfer?).  No training step is taken.
 
-    python benchmarks/strength_table.py --out benchmarks/results/strength.json
+    python benchmarks/strength/strength_table.py --out benchmarks/strength/results/strength.json
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def measure(init: str, method: str, teacher: str, ratio: float) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="benchmarks/results/strength.json")
+    ap.add_argument("--out", default="benchmarks/strength/results/strength.json")
     ap.add_argument("--ratio", type=float, default=0.3)
     a = ap.parse_args()
     torch.set_num_threads(1)

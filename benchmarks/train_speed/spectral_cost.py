@@ -3,7 +3,7 @@
 Feature matrix of a MobileNetV2 student at batch 32, 256x320 (stride 32): 2560 x 320.
 Prints ms per forward+backward for each and the fast path's relative error (value) after warm-up.
 
-    python benchmarks/spectral_cost.py [--device cuda] [--rows 2560 --channels 320 --r 2]
+    python benchmarks/train_speed/spectral_cost.py [--device cuda] [--rows 2560 --channels 320 --r 2]
 """
 
 import argparse

@@ -5,9 +5,9 @@ the device, so the numbers measure the step, not the data pipeline.  Prints a
 table of images/s and ratios against the student-only step of the same student
 and mode, and writes JSON.
 
-    python benchmarks/train_speed.py                       # CPU: small sizes
-    python benchmarks/train_speed.py --device cuda         # GPU: batch 32 at 256x320, bf16, eager + CUDA graph
-    python benchmarks/train_speed.py --device cuda --modes off,graph,inductor
+    python benchmarks/train_speed/train_speed.py                       # CPU: small sizes
+    python benchmarks/train_speed/train_speed.py --device cuda         # GPU: batch 32 at 256x320, bf16, eager + CUDA graph
+    python benchmarks/train_speed/train_speed.py --device cuda --modes off,graph,inductor
 """
 
 from __future__ import annotations

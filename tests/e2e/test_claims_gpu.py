@@ -1,4 +1,4 @@
-"""benchmarks/claims_gpu.sh: the paper-scale depth grid packed on one GPU, checked at toy size on the CPU."""
+"""benchmarks/claims/claims_gpu.sh: the paper-scale depth grid packed on one GPU, checked at toy size on the CPU."""
 
 import json
 import os
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNNER = ROOT / "benchmarks" / "claims_gpu_run.py"
+RUNNER = ROOT / "benchmarks" / "claims" / "claims_gpu_run.py"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
@@ -39,7 +39,7 @@ def test_the_plan_is_the_paper_recipe_seed_major_and_resumable(tmp_path):
 @pytest.mark.slow
 def test_toy_grid_runs_end_to_end_and_a_rerun_skips_what_finished(tmp_path):
     env = {**ENV, "TOY": "1"}
-    cmd = ["bash", str(ROOT / "benchmarks" / "claims_gpu.sh"), str(tmp_path / "work")]
+    cmd = ["bash", str(ROOT / "benchmarks" / "claims" / "claims_gpu.sh"), str(tmp_path / "work")]
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=1200)
     progress = (tmp_path / "work" / "grid" / "progress.jsonl").read_text().splitlines()
     assert len(progress) == 6 and all(json.loads(p)["commit"] for p in progress)
