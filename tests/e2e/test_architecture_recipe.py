@@ -88,11 +88,7 @@ def inverse_depth(tmp_path, monkeypatch):
 
 
 def test_the_task_recipe_passes_the_task_tests(inverse_depth, tmp_path):
-    sys.path.insert(0, str(Path(__file__).parents[1] / "tasks"))  # tests/tasks/test_task_registry.py
-    try:
-        import test_task_registry as t
-    finally:
-        sys.path.pop(0)
+    import test_task_registry as t
 
     from edgekd.data import open_dataset
 
