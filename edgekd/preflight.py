@@ -126,9 +126,9 @@ def check_data(cfg: dict, detect: bool = True) -> None:
 
 
 # ----------------------------------------------------------------------------- time before work
-# benchmarks/train_speed.md, CPU (2-core AMD EPYC, 2 threads): MobileNetV2, batch 4 at 128x160, fp32, eager.
+# benchmarks/train_speed/train_speed.md, CPU (2-core AMD EPYC, 2 threads): MobileNetV2, batch 4 at 128x160, fp32, eager.
 _CPU_MS_PER_IMAGE_PIXEL = {"student": 174.5 / (4 * 128 * 160), "teacher": 305.4 / (4 * 128 * 160)}
-_RENDER_MS_PER_PIXEL = 49.0 / (256 * 320)  # one core, benchmarks/train_speed.md ("Data never starves the GPU")
+_RENDER_MS_PER_PIXEL = 49.0 / (256 * 320)  # one core, benchmarks/train_speed/train_speed.md ("Data never starves the GPU")
 
 
 def train_size_known(cfg: dict):
@@ -138,7 +138,7 @@ def train_size_known(cfg: dict):
 
 def cpu_estimate(cfg: dict, n_train: int, total_steps: int | None = None) -> dict:
     """Steps and an estimated CPU time (seconds) of a run: training steps, validations and rendering, scaled by
-    pixels x images from the CPU step times measured in benchmarks/train_speed.md (an estimate, not a promise)."""
+    pixels x images from the CPU step times measured in benchmarks/train_speed/train_speed.md (an estimate, not a promise)."""
     import os
 
     tc = cfg["train"]
@@ -176,7 +176,7 @@ def gpu_recipe_warning(cfg: dict, n_train: int, total_steps: int | None = None) 
         return ""
     total = est["train_s"] + est["eval_s"] + est["render_s"]
     return (f"warning: this recipe ({est['steps']} steps of {tc['batch_size']} images at {h}x{w}) is meant for a GPU; on this CPU "
-            f"expect about {format_duration(total)} (an estimate from the CPU step times in benchmarks/train_speed.md scaled by "
+            f"expect about {format_duration(total)} (an estimate from the CPU step times in benchmarks/train_speed/train_speed.md scaled by "
             "pixels x batch; measured on 2 cores). A first run: --epochs 12 --train-size 192 --val-size 32 --image-size 64 96")
 
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
+
+# Test modules share helpers by module name (test_bench's FAST, test_data_formats' tiny datasets, faultlib) as when
+# they all lived in tests/: every folder of tests/ is importable, whichever file pytest collects first or alone.
+sys.path[:0] = [str(d) for d in sorted(Path(__file__).parent.iterdir()) if d.is_dir() and d.name[0] not in "_."]
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ["EDGEKD_CACHE"] = "off"  # no scene cache under ~/.cache from tests; tests of the cache set their own folder

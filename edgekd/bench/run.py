@@ -328,7 +328,7 @@ def _notes(r: dict, meta: dict) -> list[str]:
         if made_for and "tensorrt" in made_for.get("runtimes", []):
             notes.append(f"this INT8 model has symmetric int8 activations (s8s8), the format TensorRT needs ({made_for['name']}); "
                          "ONNX Runtime's x86 int8 kernels are built for u8s8 and run s8s8 on a slower path, so on a CPU it can be "
-                         "slower than fp32 (benchmarks/export.md: 0.58x); for a CPU write u8s8 from the same checkpoint with "
+                         "slower than fp32 (benchmarks/export/export.md: 0.58x); for a CPU write u8s8 from the same checkpoint with "
                          "edgekd export RUN --precision int8 --target android-arm64 (or your CPU target)")
     return notes
 

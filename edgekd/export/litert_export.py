@@ -10,7 +10,7 @@
   input with its scale and zero point in the file), the head's last conv and output activation kept
   float as in the ONNX INT8 file (float32 output), calibrated on the run's training images run
   through the fp32 file, judged on its validation images against the fp32 file; ``--max-drop`` applies.  PT2E quantisation in litert-torch was tried first and fails on
-  the depth head (benchmarks/export.md).
+  the depth head (benchmarks/export/export.md).
 
 Every file carries the ONNX file's model card plus its layout (bench/tflite_file.py), and replaces the
 previous one only when its check passed (a failing one is kept as ``*.failed.tflite``).
@@ -182,7 +182,7 @@ def int8_static(fp32: bytes, calib_nhwc: np.ndarray, float_head: bool = True) ->
 
     ``float_head``: the last conv and the output activation stay float, as in the ONNX INT8 file; the output
     is then float32.  Quantising them too (int8 output: depth in 256 steps) cost 1.06 points of δ1 on a
-    trained checkpoint against 0.06 (benchmarks/export.md).
+    trained checkpoint against 0.06 (benchmarks/export/export.md).
     """
     import re
 

@@ -49,7 +49,7 @@ class Int8Quantiser:
     Runtime calibrates the *float* graph, so the ranges do not depend on which nodes are later kept in
     float, and every variant (:meth:`write` with ``float_nodes`` or ``only_nodes``) reuses them through
     ``quantize_static``'s calibration cache; a variant is the file a fresh ``quantize_static`` with the
-    same exclusions would write (tests/test_int8_recovery.py checks this).  Use as a context manager: its
+    same exclusions would write (tests/export/test_int8_recovery.py checks this).  Use as a context manager: its
     temporary files live beside the output.
     """
 
@@ -138,7 +138,7 @@ def _float_outputs(path, float_nodes) -> None:
     ``nodes_to_exclude`` leaves the node's weights float, but its neighbours still quantize its input
     and output; ONNX Runtime's basic graph optimisation (every session's default) then quantizes a float
     weight that sits between a DequantizeLinear and a QuantizeLinear itself, so the node would run in
-    INT8 after all (measured: tests/test_int8_recovery.py's planted node).  Without the output pair the
+    INT8 after all (measured: tests/export/test_int8_recovery.py's planted node).  Without the output pair the
     node stays float at run time; its consumers read the float tensor.
     """
     import onnx

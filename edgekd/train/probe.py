@@ -5,7 +5,7 @@ measurement) runs the student's forward pass, which in train mode updates BatchN
 statistics, and the spectral term, which refreshes its warm-started subspace ``V``; a layer that
 draws random numbers would also advance torch's generator.  :func:`unchanged` snapshots every buffer
 and the generators and puts them back *in place* (a captured CUDA graph keeps reading the same
-memory), so a run with a probe is bitwise the run without it (``tests/test_probes.py``).
+memory), so a run with a probe is bitwise the run without it (``tests/train/test_probes.py``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ The fake quantisation is torchao's PT2E QAT (``prepare_qat_pt2e``; torch 2.14 no
 deployment format export/quantize.py chooses: per-channel symmetric int8 weights in [-127, 127]
 (ONNX Runtime's symmetric weight range), Conv-BatchNorm folded as ONNX Runtime folds it, and
 activations asymmetric uint8 for CPU targets or symmetric int8 for TensorRT targets.  Why this
-stack and not another: benchmarks/int8.md.
+stack and not another: benchmarks/int8/int8.md.
 
 The distillation term is the mean squared difference of the outputs divided by the fp32 outputs'
 variance (scale-free across tasks), weighted by ``KD_WEIGHT``.  The ``auto`` gradient-ratio rule

@@ -2,7 +2,7 @@
 
 ``pip install openvino`` (or ``edgekd[openvino]``).  The ONNX frontend turns QDQ pairs into FakeQuantize
 nodes and runs them as int8 kernels, fusing the activations that ONNX Runtime runs as separate re-quantising
-kernels (EfficientNet's SiLU and squeeze-excitation: see benchmarks/export.md).
+kernels (EfficientNet's SiLU and squeeze-excitation: see benchmarks/export/export.md).
 """
 
 from __future__ import annotations
