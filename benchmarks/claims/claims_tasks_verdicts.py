@@ -170,7 +170,7 @@ def run_minutes(run_dir: Path) -> float:
 
 
 def logged_command(logs: Path | None, plan: str, row: dict, work: Path) -> str | None:
-    """The command benchmarks/claims_queue.py ran for this row (the first line of its log), WORK for its folder."""
+    """The command benchmarks/claims/claims_queue.py ran for this row (the first line of its log), WORK for its folder."""
     log = logs / f"{plan}_{row['id']}_seed{row['seed']}.log" if logs else None
     if not log or not log.exists():
         return None

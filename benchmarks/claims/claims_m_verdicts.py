@@ -1,9 +1,9 @@
-"""Regime M of benchmarks/claims.md (a projector that cannot memorise): claims 1, 3 and 5 with intervals, and the
+"""Regime M of benchmarks/claims/claims.md (a projector that cannot memorise): claims 1, 3 and 5 with intervals, and the
 projector's fit and rank followed over training.
 
-    python benchmarks/claims_m_verdicts.py WORK/depth_m --edgekd EDGEKD --out benchmarks/results/claims_cpu_m
+    python benchmarks/claims/claims_m_verdicts.py WORK/depth_m --edgekd EDGEKD --out benchmarks/claims/results/claims_cpu_m
 
-WORK/depth_m/grid is the compare folder ``benchmarks/claims_queue.py --merge`` writes.  The verdicts reuse
+WORK/depth_m/grid is the compare folder ``benchmarks/claims/claims_queue.py --merge`` writes.  The verdicts reuse
 claims_tasks_verdicts.py (paired difference, 95% CI, p, MDD, ``edgekd.report.stats.paired``'s verdict; claim 5 on P
 and on P - P0) with the regime's cells; the paper's effects are its Table 1 (NYUv2 δ1: no teacher 0.845, random
 teacher inverted 0.851, traditional 0.828).  Over training, per FitNets cell and epoch, the mean over seeds of the

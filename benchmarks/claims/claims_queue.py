@@ -1,11 +1,11 @@
 """Issue 24's second CPU grid: colourisation in regime C and depth in regime M (no memorisation), as one queue.
 
-    python benchmarks/claims_queue.py EDGEKD WORK --stop 06:25            # run (resumable: call it again)
-    python benchmarks/claims_queue.py EDGEKD WORK --merge                 # WORK/PLAN/grid for the verdict scripts
-    python benchmarks/claims_queue.py EDGEKD WORK --dry-run               # print the queue and what is done
+    python benchmarks/claims/claims_queue.py EDGEKD WORK --stop 06:25            # run (resumable: call it again)
+    python benchmarks/claims/claims_queue.py EDGEKD WORK --merge                 # WORK/PLAN/grid for the verdict scripts
+    python benchmarks/claims/claims_queue.py EDGEKD WORK --dry-run               # print the queue and what is done
 
-The design (cells, seeds, ratios, the pilot rule, the stop time) is fixed in benchmarks/claims_tasks.md
-(colourisation) and benchmarks/claims.md (regime M) before any test run.  Two single-thread workers
+The design (cells, seeds, ratios, the pilot rule, the stop time) is fixed in benchmarks/claims/claims_tasks.md
+(colourisation) and benchmarks/claims/claims.md (regime M) before any test run.  Two single-thread workers
 take the next runnable item in priority order: colourisation's pilot (held-out seed 100), its grid
 seed-major (seeds 0-4), then regime M seed-major.  An item is one ``edgekd compare --seeds k`` call on
 the cell's own folder ``WORK/PLAN/cells/CELL`` (it trains seed k-1; a run folder holds one writer, so
