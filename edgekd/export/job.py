@@ -34,7 +34,7 @@ class ExportOptions:
     rtol: float = option(1e-3, "Parity tolerance (relative) against PyTorch.", lo=0)
     parity_size: int = option(8, "Validation images for the parity check.", lo=1)
     calib_size: int = option(64, "INT8: training images to calibrate on.", lo=1)
-    calib_method: str = option("percentile", "Activation ranges: percentile (99.999%) kept the metric best in benchmarks/export.md.",
+    calib_method: str = option("percentile", "Activation ranges: percentile (99.999%) kept the metric best in benchmarks/export/export.md.",
                                choices=("minmax", "entropy", "percentile"))
     max_drop: float = option(0.01, "INT8: largest allowed drop of the primary metric (absolute).")
     eval_size: int | None = option(None, "INT8: validation images to judge the drop on [the run's val size].", type=int, lo=1)

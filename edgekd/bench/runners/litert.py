@@ -25,7 +25,7 @@ _MISSING = "ai-edge-litert is not installed; pip install ai-edge-litert (the Lit
 class LiteRTRunner(BaseRunner):
     """A LiteRT interpreter on the CPU with the XNNPACK delegate (fp32, fp16-weight and int8 ``.tflite`` files)."""
 
-    model_kind, suffixes, file_noun = "tflite", (".tflite",), "a LiteRT model (.tflite)"
+    model_kind, suffixes, file_noun = "tflite", (".tflite",), "a LiteRT model"
     runtime = "litert"
     precisions = ("fp32", "fp16", "int8")
 
