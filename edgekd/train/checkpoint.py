@@ -40,13 +40,14 @@ def save(path, ckpt: dict):
     from pathlib import Path
 
     from ..bench.provenance import CHECKPOINTS_FILE, checkpoint_steps, sha256_file
+    from ..config import RunConfig
     from ..fileio import atomic_write_json
 
     written = save_checkpoint(path, ckpt)
     path = Path(path)
     known = checkpoint_steps(path.parent)
     known[path.name] = {"step": int(ckpt["step"]), "epoch": int(ckpt["epoch"]), "total_steps": ckpt.get("total_steps"),
-                        "epochs": ckpt["config"]["train"]["epochs"], "sha256": sha256_file(path)}
+                        "epochs": RunConfig.from_dict(ckpt["config"]).train.epochs, "sha256": sha256_file(path)}
     atomic_write_json(path.parent / CHECKPOINTS_FILE, known)
     return written
 
