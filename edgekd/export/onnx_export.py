@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..config import RunConfig
 from ..data.transforms import MEAN, STD
 from ..errors import EdgekdError
 from ..fileio import atomic_write_bytes, load_checkpoint
@@ -37,7 +38,7 @@ def resolve_run(path) -> tuple[Path, Path]:
 
 
 def load_student(ckpt_path: Path):
-    """(student in eval mode, task, config, checkpoint) from an edgekd checkpoint."""
+    """(student in eval mode, task, the run's :class:`~edgekd.config.RunConfig`, checkpoint) from an edgekd checkpoint."""
     from ..models.student import student_from_checkpoint
 
     ckpt = load_checkpoint(ckpt_path)
@@ -45,7 +46,7 @@ def load_student(ckpt_path: Path):
     return model.eval(), task, cfg, ckpt
 
 
-def validation_batch(cfg: dict, task, n: int, split: str = "val") -> tuple[np.ndarray, list]:
+def validation_batch(cfg: RunConfig | dict, task, n: int, split: str = "val") -> tuple[np.ndarray, list]:
     """``n`` preprocessed inputs (N, 3, H, W) and their samples from the run's own data (bench/evaluate.py)."""
     from ..bench.evaluate import input_batch, run_samples
 
@@ -76,33 +77,31 @@ def _onnx_bytes(model, size, opset: int, half: bool = False) -> bytes:
     return buf.getvalue()
 
 
-def build_metadata(task, cfg: dict, ckpt: dict, precision: str, source: dict | None = None) -> dict:
+def build_metadata(task, cfg: RunConfig | dict, ckpt: dict, precision: str, source: dict | None = None) -> dict:
     """Everything a device needs to run and judge the model, as ONNX ``metadata_props`` (strings); ``source``:
     the checkpoint's name, step and sha256 (export/source.py), which tell a stale file (bench/provenance.py)."""
-    meta = task.metadata()
-    ev = {"data": cfg["data"]["data"], "data_format": cfg["data"]["data_format"], "direction": cfg["data"]["direction"],
-          "depth_scale": cfg["data"].get("depth_scale", 0.0), "split": "val",
-          "n": cfg["train"]["val_size"], "seed": cfg["data"]["seed"]}
+    cfg = RunConfig.coerce(cfg)
+    meta, d, m, dc = task.metadata(), cfg.data, cfg.model, cfg.distill
+    ev = {"data": d.data, "data_format": d.data_format, "direction": d.direction, "depth_scale": d.depth_scale, "split": "val",
+          "n": cfg.train.val_size, "seed": d.seed}
     return {
         "edgekd_version": __version__,
         "task": task.name,
         "task_args": json.dumps(ckpt.get("task_args", {})),
         "input_name": "input",
-        "input_shape": json.dumps([-1, 3, *cfg["data"]["image_size"]]),
+        "input_shape": json.dumps([-1, 3, *d.image_size]),
         "layout": "NCHW",
         "normalisation": json.dumps({"mean": MEAN, "std": STD, "scale": 1 / 255}),
         "output": meta.get("output", ""),
         "output_range": json.dumps(meta["output_range"]) if meta.get("output_range") else "",
         "class_names": json.dumps(meta.get("class_names", [])),
-        "student": cfg["model"]["student"],
+        "student": m.student,
         # How the model was distilled (docs/distillation.md): the feature taps, the initialisation, the teacher.
-        "distillation": json.dumps({"student_tap": cfg["model"].get("student_tap", "stage"),
-                                    "student_weights": cfg["model"].get("student_weights", "none"),
-                                    "teacher": cfg["distill"].get("teacher"), "teacher_tap": cfg["distill"].get("teacher_tap", "raw"),
-                                    "method": cfg["distill"].get("method"), "projection": cfg["distill"].get("projection"),
-                                    "spectral": cfg["distill"].get("spectral")}),
-        "profile": cfg["profile"]["name"],
-        "target": cfg["target"]["name"],
+        "distillation": json.dumps({"student_tap": m.student_tap, "student_weights": m.student_weights, "teacher": dc.teacher,
+                                    "teacher_tap": dc.teacher_tap, "method": dc.method, "projection": dc.projection,
+                                    "spectral": dc.spectral}),
+        "profile": cfg.profile.name,
+        "target": cfg.target.name,
         "precision": precision,
         "primary_metric": task.primary_metric,
         "reference_metrics": json.dumps({k: v for k, v in (ckpt.get("metrics") or {}).items() if not isinstance(v, list)}),
@@ -161,9 +160,9 @@ def onnx_graph(job, precision: str, opset: int) -> bytes:
 
     model = copy.deepcopy(job.model)  # the fp16 export converts it in place
     try:
-        data = _onnx_bytes(model, job.cfg["data"]["image_size"], opset, half=precision == "fp16")
+        data = _onnx_bytes(model, job.cfg.data.image_size, opset, half=precision == "fp16")
     except Exception as e:  # the exporter's own failure, stated plainly
-        raise EdgekdError(f"ONNX export of {job.cfg['model']['student']} failed at opset {opset}: {str(e).splitlines()[0][:200]}") from None
+        raise EdgekdError(f"ONNX export of {job.cfg.model.student} failed at opset {opset}: {str(e).splitlines()[0][:200]}") from None
     proto = onnx.load_from_string(data)
     got_opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     if got_opset != opset:
@@ -204,8 +203,8 @@ def keep_if_passed(out: Path, data: bytes, passed: bool) -> Path:
 
 def export_onnx(job, precision: str = "fp32", out=None) -> dict:
     """Export the job's student to ONNX (fp32, or fp16 body with fp32 I/O), check it against PyTorch, keep it if it passed."""
-    opset = job.options.opset or job.cfg["export"]["opset"]
-    size = job.cfg["data"]["image_size"]
+    opset = job.options.opset or job.cfg.export.opset
+    size = job.cfg.data.image_size
     out = Path(out) if out else job.run_dir / {"fp32": "model.onnx", "fp16": "model.fp16.onnx"}[precision]
     data = onnx_graph(job, precision, opset)
     x = job.parity_inputs

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from ..bench.provenance import checkpoint_steps, sha256_file
+from ..config import RunConfig
 from ..errors import EdgekdError
 
 
@@ -26,11 +27,11 @@ def run_progress(run_dir: Path) -> dict | None:
     if not last or not (run_dir / "last.pt").exists():
         return None
     try:
-        cfg = json.loads((run_dir / "config.json").read_text())
+        train = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text())).train
     except (OSError, ValueError):
-        cfg = {}
-    epochs = last.get("epochs") or cfg.get("train", {}).get("epochs")
-    max_steps = cfg.get("train", {}).get("max_steps") or 0
+        train = None  # no config to read: only checkpoints.json tells
+    epochs = last.get("epochs") or (train.epochs if train else None)
+    max_steps = (train.max_steps if train else 0) or 0
     total = last.get("total_steps")
     if total:
         finished = last["step"] >= total
