@@ -109,25 +109,28 @@ class ModelCard:
         return cls(**values, source=source, extra=extra)
 
     @classmethod
-    def of_run(cls, task, cfg: dict, ckpt: dict, precision: str, source: dict | None = None) -> "ModelCard":
+    def of_run(cls, task, cfg, ckpt: dict, precision: str, source: dict | None = None) -> "ModelCard":
         """The card of a student trained by edgekd: its ``task``, run config ``cfg`` and checkpoint ``ckpt`` (the
         ``task_args`` and ``metrics`` it holds); ``source``: the checkpoint's name, step and sha256 (export/source.py)."""
         from . import __version__
         from .data.transforms import MEAN, STD
 
-        meta, d, m, dist = task.metadata(), cfg["data"], cfg["model"], cfg["distill"]
+        from .config import RunConfig
+
+        cfg = RunConfig.coerce(cfg)  # old checkpoints' configs migrated there (teacher_tap, student_weights)
+        meta, d, m, dist = task.metadata(), cfg.data, cfg.model, cfg.distill
         return cls(
-            task=task.name, task_args=dict(ckpt.get("task_args", {})), input_shape=[-1, 3, *d["image_size"]],
+            task=task.name, task_args=dict(ckpt.get("task_args", {})), input_shape=[-1, 3, *d.image_size],
             normalisation={"mean": list(MEAN), "std": list(STD), "scale": 1 / 255}, output=meta.get("output", ""),
-            output_range=meta.get("output_range") or None, class_names=meta.get("class_names", []), student=m["student"],
+            output_range=meta.get("output_range") or None, class_names=meta.get("class_names", []), student=m.student,
             # How the model was distilled (docs/distillation.md): the feature taps, the initialisation, the teacher.
-            distillation={"student_tap": m.get("student_tap", "stage"), "student_weights": m.get("student_weights", "none"),
-                          "teacher": dist.get("teacher"), "teacher_tap": dist.get("teacher_tap", "raw"),
-                          "method": dist.get("method"), "projection": dist.get("projection"), "spectral": dist.get("spectral")},
-            profile=cfg["profile"]["name"], target=cfg["target"]["name"], precision=precision, primary_metric=task.primary_metric,
+            distillation={"student_tap": m.student_tap, "student_weights": m.student_weights,
+                          "teacher": dist.teacher, "teacher_tap": dist.teacher_tap,
+                          "method": dist.method, "projection": dist.projection, "spectral": dist.spectral},
+            profile=cfg.profile.name, target=cfg.target.name, precision=precision, primary_metric=task.primary_metric,
             reference_metrics={k: v for k, v in (ckpt.get("metrics") or {}).items() if not isinstance(v, list)},
-            reference_eval={"data": d["data"], "data_format": d["data_format"], "direction": d["direction"],
-                            "depth_scale": d.get("depth_scale", 0.0), "split": "val", "n": cfg["train"]["val_size"], "seed": d["seed"]},
+            reference_eval={"data": d.data, "data_format": d.data_format, "direction": d.direction,
+                            "depth_scale": d.depth_scale, "split": "val", "n": cfg.train.val_size, "seed": d.seed},
             edgekd_version=__version__, source=dict(source or {}))
 
 

@@ -11,12 +11,17 @@ The schema is written once, in nanoGPT's ``GPTConfig`` manner: a dataclass per
 section whose fields carry the default, and in their metadata the kind, range
 or choices, help text and command-line option of each key.  Defaults, validation,
 the options' help and their mapping to keys, and the TOML dump all come from it.
-The resolved config stays a plain nested dict (``cfg["model"]["student"]``):
-the dataclasses are the schema, not the objects passed around.
+
+Loading (profiles, ``--set``, options) works on the plain nested dict that files hold
+(``config.json``, a checkpoint's ``"config"``, read with ``weights_only=True``); the code reads a
+:class:`RunConfig` made of the same dataclasses (``cfg.train.lr``).  :meth:`RunConfig.from_dict` is
+the one place that reads a config an older edgekd wrote (:data:`MIGRATIONS`), :meth:`RunConfig.to_dict`
+the one that writes it.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import Field, asdict, dataclass, field, fields
 from pathlib import Path
@@ -339,6 +344,89 @@ def section_keys(section: str) -> dict[str, Field]:
     return {f.name: f for f in fields(ProfileHeader if section == "" else SECTIONS[section])}
 
 
+# --------------------------------------------------------------------------- the typed run config
+@dataclass
+class ProfileInfo:
+    """Where a resolved config came from (``cfg.profile``): the profile's name, its file and its line."""
+
+    name: str = ""
+    source: str = ""
+    description: str = ""
+
+
+# A config written by an older edgekd lacks the keys added since; each takes the value that edgekd behaved as
+# before the key existed.  Listed here where that differs from the schema's default; every other missing key
+# takes its default, which is what the old versions did: model.student_tap ("stage", before 59458cd),
+# data.depth_scale (0: 16-bit PNGs in millimetres, before b4cf9e0), distill.teacher_layer and teacher_norm
+# ("": the teacher's own), export.format ("onnx").  Read by RunConfig.from_dict only.
+MIGRATIONS: dict[tuple[str, str], Any] = {
+    ("train", "warmup_fraction"): 1.0,  # before b0c02e8 (2026-11-29): the warm-up was used as given, never capped
+    ("distill", "teacher_tap"): "raw",  # before 59458cd (2026-11-29): teachers gave their last features without the final norm
+    ("model", "student_weights"): "none",  # before 59458cd: the student started from random weights
+}
+
+
+def section_from_dict(name: str, values) -> Any:
+    """``[name]`` of a config dict as its dataclass (``values`` already one is returned as it is).
+
+    Keys the dict lacks are migrated (:data:`MIGRATIONS`) or take their default; keys the schema no longer
+    has are dropped.  Lists are copied: the object never shares state with the dict it was read from.
+    """
+    cls = PARTS[name]
+    if isinstance(values, cls):
+        return values
+    known = {f.name for f in fields(cls)}
+    kw = {k: copy.deepcopy(v) for k, v in (values or {}).items() if k in known}
+    for (section, key), old in MIGRATIONS.items():
+        if section == name and key not in kw:
+            kw[key] = old
+    return cls(**kw)
+
+
+def section_to_dict(part) -> dict[str, Any]:
+    """A section's dataclass as the dict files hold; a key without a default (``target.arch``) only when set."""
+    return {f.name: copy.deepcopy(getattr(part, f.name)) for f in fields(part)
+            if not (getattr(part, f.name) is None and f.default is None)}
+
+
+@dataclass
+class RunConfig:
+    """A resolved run config, typed: ``cfg.train.lr``.  Build one with :meth:`from_dict` (or :meth:`coerce`),
+    derive one with :func:`dataclasses.replace`, write one with :meth:`to_dict`."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
+    profile: ProfileInfo = field(default_factory=ProfileInfo)
+    target: TargetConfig = field(default_factory=TargetConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        """A resolved config (``load_profile``'s), a ``config.json`` or a checkpoint's ``"config"``, of any edgekd version;
+        a section the dict lacks takes its defaults."""
+        return cls(**{name: section_from_dict(name, d.get(name)) for name in PARTS})
+
+    @classmethod
+    def coerce(cls, cfg: "RunConfig | dict") -> "RunConfig":
+        """``cfg`` as a RunConfig: entry points take either the object or the dict a file or a test holds."""
+        return cfg if isinstance(cfg, cls) else cls.from_dict(cfg)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The plain nested dict (JSON and ``torch.load(weights_only=True)`` safe) that files hold."""
+        return {name: section_to_dict(getattr(self, name)) for name in PARTS}
+
+    def with_sets(self, sets) -> "RunConfig":
+        """This config with ``section.key=value`` strings applied (checked as ``--set`` is)."""
+        return RunConfig.from_dict(apply_overrides(self.to_dict(), None, tuple(sets)))
+
+
+# The parts of a resolved config, in its order: the profile's sections, then where it came from and the device.
+PARTS: dict[str, type] = {**SECTIONS, "profile": ProfileInfo, "target": TargetConfig}
+
+
 def default_config() -> dict[str, dict[str, Any]]:
     """Every section's defaults: what a user's minimal TOML inherits (a fresh nested dict)."""
     return {name: asdict(cls()) for name, cls in SECTIONS.items()}
@@ -604,14 +692,16 @@ def load_profile(profile: str, overrides: dict[str, dict[str, Any]] | None = Non
     return cfg
 
 
-def effective_warmup(train: dict, total_steps: int) -> tuple[int, str]:
+def effective_warmup(train: "TrainConfig | dict", total_steps: int) -> tuple[int, str]:
     """Warm-up steps for a run of ``total_steps``, and a line to show the user when it is not the configured one.
 
     A profile's warm-up (50 steps) is meant for its full recipe; a short run would spend all of it
     below the peak learning rate, so the warm-up is capped at ``warmup_fraction`` of the run
     (``--warmup-steps N`` sets the fraction to 1: N is used as given, up to the whole run).
+    ``train``: the ``[train]`` section, or its dict (a checkpoint's).
     """
-    want, frac = int(train["warmup_steps"]), float(train.get("warmup_fraction", 1.0))
+    train = section_from_dict("train", train)
+    want, frac = int(train.warmup_steps), float(train.warmup_fraction)
     cap = int(math.ceil(frac * total_steps))
     steps = min(want, cap)
     if frac >= 1.0 and want >= total_steps > 0:
@@ -623,10 +713,11 @@ def effective_warmup(train: dict, total_steps: int) -> tuple[int, str]:
 
 
 # --------------------------------------------------------------------------- dumps
-def save_resolved(cfg: dict, run_dir: Path) -> Path:
+def save_resolved(cfg: "RunConfig | dict", run_dir: Path) -> Path:
+    """``run_dir/config.json``: the resolved config as :meth:`RunConfig.to_dict` writes it."""
     from .fileio import atomic_write_json
 
-    return atomic_write_json(Path(run_dir) / "config.json", cfg)
+    return atomic_write_json(Path(run_dir) / "config.json", RunConfig.coerce(cfg).to_dict())
 
 
 def toml_value(v: Any) -> str:

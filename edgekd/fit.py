@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from .config import RunConfig, TargetConfig, section_from_dict, section_to_dict
 from .errors import EdgekdError
 from .options import option
 
@@ -76,12 +77,12 @@ def default_candidates(size, precisions) -> list[Candidate]:
     return [Candidate(s, hw, p) for s in DEFAULT_STUDENTS for hw in sizes for p in precisions]
 
 
-def runnable_precisions(target: dict, backend: str) -> list[str]:
+def runnable_precisions(target: TargetConfig, backend: str) -> list[str]:
     """Precisions the target supports that this backend runs natively (fp16 only on GPU backends)."""
     from .bench.runners import backend_class
 
     have = backend_class(backend).precisions
-    return [p for p in ("fp32", "fp16", "int8") if p in target["precisions"] and p in have] or ["fp32"]
+    return [p for p in ("fp32", "fp16", "int8") if p in target.precisions and p in have] or ["fp32"]
 
 
 def count_macs(model, size) -> tuple[int, int]:
@@ -105,28 +106,30 @@ def count_macs(model, size) -> tuple[int, int]:
     return sum(p.numel() for p in model.parameters()), macs[0]
 
 
-def candidate_config(cfg: dict, cand: Candidate) -> dict:
-    c = copy.deepcopy(cfg)
-    c["model"]["student"], c["data"]["image_size"], c["export"]["precision"] = cand.student, list(cand.size), cand.precision
-    return c
+def candidate_config(cfg: RunConfig | dict, cand: Candidate) -> RunConfig:
+    """The profile's config with the candidate's student, input size and export precision."""
+    cfg = RunConfig.coerce(cfg)
+    return replace(cfg, model=replace(cfg.model, student=cand.student), data=replace(cfg.data, image_size=list(cand.size)),
+                   export=replace(cfg.export, precision=cand.precision))
 
 
-def _task_for(cfg: dict):
+def _task_for(cfg: RunConfig | dict):
     from .data import open_dataset
     from .tasks import create_task
     from .train.build import task_args_for
 
-    d = cfg["data"]
-    src = open_dataset(d["data"], "train", d["image_size"], 4, d["seed"], d["data_format"], task=cfg["model"]["task"], direction=d["direction"])
+    cfg = RunConfig.coerce(cfg)
+    d = cfg.data
+    src = open_dataset(d.data, "train", d.image_size, 4, d.seed, d.data_format, task=cfg.model.task, direction=d.direction)
     args = task_args_for(cfg, src)
-    return create_task(cfg["model"]["task"], **args), args
+    return create_task(cfg.model.task, **args), args
 
 
 class Exporter:
     """Untrained candidates -> ONNX files (fp32 shared by the precisions of one student and size), with size, params, MACs."""
 
-    def __init__(self, cfg: dict, out: Path, symmetric: bool, log=print):
-        self.cfg, self.out, self.symmetric, self.log = cfg, out, symmetric, log
+    def __init__(self, cfg: RunConfig | dict, out: Path, symmetric: bool, log=print):
+        self.cfg, self.out, self.symmetric, self.log = RunConfig.coerce(cfg), out, symmetric, log
         self._fp32, self._calib = {}, {}
 
     def _fp32_model(self, cand: Candidate):
@@ -139,7 +142,7 @@ class Exporter:
             c = candidate_config(self.cfg, Candidate(cand.student, cand.size, "fp32"))
             task, args = _task_for(c)
             torch.manual_seed(0)
-            model = EncoderDecoder(cand.student, task, c["model"]["decoder_channels"]).eval()
+            model = EncoderDecoder(cand.student, task, c.model.decoder_channels).eval()
             check_image_size(cand.size, model.stride, cand.student)
             params, macs = count_macs(model, cand.size)
             path = self.out / "models" / f"{cand.student}@{cand.size[0]}x{cand.size[1]}.fp32.onnx"
@@ -148,14 +151,14 @@ class Exporter:
         return self._fp32[key]
 
     @staticmethod
-    def _write(model, task, args: dict, c: dict, precision: str, path: Path) -> None:
+    def _write(model, task, args: dict, c: RunConfig, precision: str, path: Path) -> None:
         """The candidate as export writes a student: a checked graph with its model card (export/onnx_export.py)."""
         from .card import ModelCard
         from .export.onnx_export import student_onnx
         from .fileio import atomic_write_bytes
 
         card = ModelCard.of_run(task, c, {"task_args": args}, precision)
-        atomic_write_bytes(path, student_onnx(model, card, c["model"]["student"], tuple(c["data"]["image_size"]), c["export"]["opset"]))
+        atomic_write_bytes(path, student_onnx(model, card, c.model.student, tuple(c.data.image_size), c.export.opset))
 
     def export(self, cand: Candidate) -> dict:
         model, fp32, params, macs, c, task, args = self._fp32_model(cand)
@@ -217,11 +220,10 @@ def choose(rows: list[dict], key: str, higher_is_better: bool = True) -> dict | 
     return max(ok, key=lambda r: (sign * r[key], -r["p50_ms"]))
 
 
-def train_and_score(cfg: dict, student: str, size, precisions, epochs: int, out: Path, sets=()) -> dict:
+def train_and_score(cfg: RunConfig | dict, student: str, size, precisions, epochs: int, out: Path, sets=()) -> dict:
     """Train ``student`` at ``size`` briefly (the distill code path; no teacher unless --set gives one), export
     it at ``precisions`` (edgekd export's own INT8 path) and return the task's primary metric per precision."""
     from .bench.evaluate import validation_batch
-    from .config import apply_overrides
     from .export import run_export
     from .export.onnx_export import evaluate_onnx
     from .train.loop import Trainer
@@ -229,11 +231,10 @@ def train_and_score(cfg: dict, student: str, size, precisions, epochs: int, out:
     from .models.packaged import imagenet_models
 
     c = candidate_config(cfg, Candidate(student, tuple(size), "fp32"))
-    c["train"]["epochs"], c["distill"]["teacher"] = epochs, "none"
-    c = apply_overrides(c, None, tuple(sets))
-    scratch = c["model"].get("student_weights") == "imagenet" and student not in imagenet_models()
+    c = replace(c, train=replace(c.train, epochs=epochs), distill=replace(c.distill, teacher="none")).with_sets(sets)
+    scratch = c.model.student_weights == "imagenet" and student not in imagenet_models()
     if scratch:  # said in the table: a candidate without packaged weights is not judged against ImageNet-initialised ones silently
-        c["model"]["student_weights"] = "none"
+        c = replace(c, model=replace(c.model, student_weights="none"))
     run_dir = out / "train" / f"{student}@{size[0]}x{size[1]}"
     trainer = Trainer(c, run_dir, overwrite=True, progress=False)
     trainer.run()
@@ -244,25 +245,23 @@ def train_and_score(cfg: dict, student: str, size, precisions, epochs: int, out:
     if int8:
         scores = {"fp32": rep["int8"]["fp32_metrics"][key], "int8": rep["int8"]["int8_metrics"][key]}
     else:
-        x, samples = validation_batch(c, task, c["train"]["val_size"])
+        x, samples = validation_batch(c, task, c.train.val_size)
         scores = {"fp32": evaluate_onnx(rep["fp32"]["onnx"], task, x, samples)[key]}
     scores.setdefault("fp16", scores["fp32"])  # fp16 keeps fp32's metric within export's parity tolerance
     return {"metric": key, "higher_is_better": task.higher_is_better, "scores": scores, "run": str(run_dir), "from_scratch": scratch}
 
 
-def _base_config(profile: str | None, target: str | None) -> tuple[dict, str | None]:
+def _base_config(profile: str | None, target: str | None) -> tuple[RunConfig, str | None]:
     """The profile (or, with only --target, the shipped profile for that target), its target replaced by --target."""
     from .config import list_profiles, load_profile, load_target
 
-    tgt = load_target(target) if target else None
+    tgt = section_from_dict("target", load_target(target)) if target else None
     if profile is None:
         profile = "jetson"
         if tgt is not None:
-            profile = next((p for p in list_profiles() if load_profile(p)["target"]["name"] == tgt["name"]), "jetson")
-    cfg = load_profile(profile)
-    if tgt is not None:
-        cfg["target"] = tgt
-    return cfg, target
+            profile = next((p for p in list_profiles() if RunConfig.from_dict(load_profile(p)).target.name == tgt.name), "jetson")
+    cfg = RunConfig.from_dict(load_profile(profile))
+    return (cfg if tgt is None else replace(cfg, target=tgt)), target
 
 
 def resolve_backend(requested: str, target: dict) -> str:
@@ -308,29 +307,28 @@ def run_fit(s: FitSettings, log=print) -> dict:
     """Export, time (and with ``train_epochs`` train and score) every candidate; write fit.json, fit.md (+ fit.png)."""
     from .bench.runners import backend_class
 
-
     cfg, target_ref = _base_config(s.profile, s.target)
-    tgt = cfg["target"]
-    backend = resolve_backend(s.backend, tgt)
+    tgt, facts = cfg.target, section_to_dict(cfg.target)  # bench's functions take the target's facts as load_target gives them
+    backend = resolve_backend(s.backend, facts)
     precisions = runnable_precisions(tgt, backend)
-    size = tuple(cfg["data"]["image_size"])
+    size = tuple(cfg.data.image_size)
     cands = parse_candidates(s.candidates, size, precisions) if s.candidates else default_candidates(size, precisions)
     if s.rounds < 1 or s.min_time < 0:
         raise EdgekdError("--rounds must be at least 1 and --min-time at least 0")
-    out = Path(s.out or f"runs/fit-{cfg['profile']['name']}")
-    threads = min(tgt["threads"], os.cpu_count() or 1)
-    log(f"edgekd fit: {len(cands)} candidates for {tgt['name']} on {backend} ({threads} threads) -> {out}")
-    if tgt["accelerator"] != backend_class(backend).accelerator:
-        log(f"  note: {tgt['name']} has a {tgt['accelerator']} accelerator but {backend} runs on this machine's "
+    out = Path(s.out or f"runs/fit-{cfg.profile.name}")
+    threads = min(tgt.threads, os.cpu_count() or 1)
+    log(f"edgekd fit: {len(cands)} candidates for {tgt.name} on {backend} ({threads} threads) -> {out}")
+    if tgt.accelerator != backend_class(backend).accelerator:
+        log(f"  note: {tgt.name} has a {tgt.accelerator} accelerator but {backend} runs on this machine's "
             f"{backend_class(backend).accelerator}: the latencies are this machine's; run edgekd fit on the device itself")
-    exporter = Exporter(cfg, out, symmetric="tensorrt" in tgt["runtimes"], log=log)
+    exporter = Exporter(cfg, out, symmetric="tensorrt" in tgt.runtimes, log=log)
     rows = []
     for i, c in enumerate(cands):
         rows.append({"candidate": c.name, **asdict(c), **exporter.export(c)})
         log(f"  exported {i + 1}/{len(cands)}: {c.name}")
     timed = bench_rounds({r["candidate"]: r["onnx"] for r in rows}, backend, threads, s.min_time, s.rounds, log)
-    budget = float(tgt.get("latency_budget_ms") or 0.0)
-    here, why = _on_target(tgt, backend, rows)
+    budget = float(tgt.latency_budget_ms or 0.0)
+    here, why = _on_target(facts, backend, rows)
     if not here:
         log(f"  not on target: no budget verdict ({why}); the front and the choice ignore the budget")
     for r in rows:
@@ -342,14 +340,14 @@ def run_fit(s: FitSettings, log=print) -> dict:
     mark_pareto(rows, key, higher)
     rows.sort(key=lambda r: r["p50_ms"])
     chosen = choose(rows, key, higher)
-    result = {"profile": cfg["profile"]["name"], "target": tgt["name"], "backend": backend, "threads": threads,
+    result = {"profile": cfg.profile.name, "target": tgt.name, "backend": backend, "threads": threads,
               "latency_budget_ms": budget, "rounds": s.rounds, "min_time": s.min_time, "front_key": key,
               "higher_is_better": higher, "candidates": rows, "chosen": chosen["candidate"] if chosen else None,
               "on_target": here, **({} if here else {"why_no_verdict": why}), "environment": _environment(backend, threads)}
     _write_outputs(out, result)
     if s.write_profile:
         if chosen is None:
-            raise EdgekdError(f"no candidate fits the {budget:g} ms budget of {tgt['name']}; nothing written to {s.write_profile} "
+            raise EdgekdError(f"no candidate fits the {budget:g} ms budget of {tgt.name}; nothing written to {s.write_profile} "
                               f"(results kept in {out}); try smaller candidates or int8")
         log(f"wrote {write_profile_toml(cfg, chosen, s.write_profile, target_ref)}")
     return result
@@ -446,7 +444,7 @@ def plot_front(result: dict, path: Path) -> Path:
     return save_figure(fig, Path(path), dpi=120)
 
 
-def write_profile_toml(cfg: dict, row: dict, path, target_ref: str | None = None) -> Path:
+def write_profile_toml(cfg: RunConfig | dict, row: dict, path, target_ref: str | None = None) -> Path:
     """The base profile with the chosen student, input size and export precision; ``edgekd distill --profile`` takes it."""
     try:
         import tomllib
@@ -455,14 +453,16 @@ def write_profile_toml(cfg: dict, row: dict, path, target_ref: str | None = None
     from .config import dump_toml
     from .fileio import atomic_write_text
 
-    src = Path(cfg["profile"]["source"])
+    cfg = RunConfig.coerce(cfg)
+    src = Path(cfg.profile.source)
     raw = tomllib.loads(src.read_text())
     target = target_ref or raw["target"]
     if target.endswith(".toml"):  # a user's target file: make it findable from wherever the new profile lives
         t = Path(target).expanduser()
         target = str((t if t.is_absolute() or target_ref else src.parent / t).resolve())
-    where = (f"budget {cfg['target']['latency_budget_ms']:g} ms on {cfg['target']['name']}" if row.get("fits") is not None else
-             f"timed on this machine, not on {cfg['target']['name']}: its {cfg['target']['latency_budget_ms']:g} ms budget is unchecked")
+    t = cfg.target
+    where = (f"budget {t.latency_budget_ms:g} ms on {t.name}" if row.get("fits") is not None else
+             f"timed on this machine, not on {t.name}: its {t.latency_budget_ms:g} ms budget is unchecked")
     raw.update(name=Path(path).stem, target=target,
                description=f"{row['student']} at {row['size'][0]}x{row['size'][1]} {row['precision']}, chosen by edgekd fit "
                            f"(p90 {row['p90_ms']:.2f} ms, {where})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from .config import RunConfig
 from .errors import EdgekdError
 
 
@@ -64,19 +65,20 @@ def _meta_encoder(name: str):
         raise EdgekdError(f"student {name!r} cannot be used as an encoder ({str(e)[:120]}); pick a CNN such as mobilenetv2_100") from None
 
 
-def check_student(cfg: dict) -> None:
+def check_student(cfg: RunConfig | dict) -> None:
     """The student's name, that it works as an encoder, that the image size fits its stride, and its weights."""
     from .models.student import check_image_size
 
-    m = cfg["model"]
+    cfg = RunConfig.coerce(cfg)
+    m = cfg.model
     problems = Problems()
-    check_timm_name(m["student"], "student")  # an unknown name: nothing else about it can be checked
-    encoder = problems.run(_meta_encoder, m["student"])
+    check_timm_name(m.student, "student")  # an unknown name: nothing else about it can be checked
+    encoder = problems.run(_meta_encoder, m.student)
     if encoder is not None:
-        problems.run(check_image_size, cfg["data"]["image_size"], encoder.feature_info.reduction()[-1], m["student"])
-        if m.get("student_tap") == "head":
-            problems.run(_check_head_tap, m["student"])
-    problems.run(check_student_weights, m["student"], (m.get("student_weights") or "none").strip())
+        problems.run(check_image_size, cfg.data.image_size, encoder.feature_info.reduction()[-1], m.student)
+        if m.student_tap == "head":
+            problems.run(_check_head_tap, m.student)
+    problems.run(check_student_weights, m.student, (m.student_weights or "none").strip())
     problems.raise_if_any()
 
 
@@ -109,11 +111,12 @@ def check_student_weights(student: str, spec: str) -> None:
         check_torch_file(path, "student weights")
 
 
-def check_data(cfg: dict, detect: bool = True) -> None:
+def check_data(cfg: RunConfig | dict, detect: bool = True) -> None:
     """A data path exists and its format is known or can be told (detection only looks at names)."""
     from .data.formats import detect_format, get_data_format
 
-    data, fmt = cfg["data"]["data"], cfg["data"]["data_format"]
+    cfg = RunConfig.coerce(cfg)
+    data, fmt = cfg.data.data, cfg.data.data_format
     if data == "synthetic":
         return
     path = Path(data).expanduser()
@@ -122,7 +125,7 @@ def check_data(cfg: dict, detect: bool = True) -> None:
     if fmt != "auto":
         get_data_format(fmt)
     elif detect:
-        detect_format(path, cfg["model"]["task"])
+        detect_format(path, cfg.model.task)
 
 
 # ----------------------------------------------------------------------------- time before work
@@ -131,31 +134,33 @@ _CPU_MS_PER_IMAGE_PIXEL = {"student": 174.5 / (4 * 128 * 160), "teacher": 305.4 
 _RENDER_MS_PER_PIXEL = 49.0 / (256 * 320)  # one core, benchmarks/train_speed/train_speed.md ("Data never starves the GPU")
 
 
-def train_size_known(cfg: dict):
+def train_size_known(cfg: RunConfig | dict):
     """The number of training samples, when known without reading the data (synthetic: the configured count)."""
-    return cfg["train"]["train_size"] if cfg["data"]["data"] == "synthetic" else None
+    cfg = RunConfig.coerce(cfg)
+    return cfg.train.train_size if cfg.data.data == "synthetic" else None
 
 
-def cpu_estimate(cfg: dict, n_train: int, total_steps: int | None = None) -> dict:
+def cpu_estimate(cfg: RunConfig | dict, n_train: int, total_steps: int | None = None) -> dict:
     """Steps and an estimated CPU time (seconds) of a run: training steps, validations and rendering, scaled by
     pixels x images from the CPU step times measured in benchmarks/train_speed/train_speed.md (an estimate, not a promise)."""
     import os
 
-    tc = cfg["train"]
-    h, w = cfg["data"]["image_size"]
-    per_epoch = max(1, n_train // tc["batch_size"]) if n_train >= tc["batch_size"] else 1
-    steps = total_steps or per_epoch * tc["epochs"]
-    if tc["max_steps"]:
-        steps = min(steps, tc["max_steps"])
-    with_teacher = (cfg["distill"]["teacher"] or "none") != "none"
-    step_s = _CPU_MS_PER_IMAGE_PIXEL["teacher" if with_teacher else "student"] * tc["batch_size"] * h * w / 1000
-    evals = tc["epochs"] if tc["eval_every"] == 1 else max(1, tc["epochs"] // max(1, tc["eval_every"] or tc["epochs"]))
-    scored = tc["val_size"] + min(tc["train_eval_size"], n_train)
+    cfg = RunConfig.coerce(cfg)
+    tc = cfg.train
+    h, w = cfg.data.image_size
+    per_epoch = max(1, n_train // tc.batch_size) if n_train >= tc.batch_size else 1
+    steps = total_steps or per_epoch * tc.epochs
+    if tc.max_steps:
+        steps = min(steps, tc.max_steps)
+    with_teacher = (cfg.distill.teacher or "none") != "none"
+    step_s = _CPU_MS_PER_IMAGE_PIXEL["teacher" if with_teacher else "student"] * tc.batch_size * h * w / 1000
+    evals = tc.epochs if tc.eval_every == 1 else max(1, tc.epochs // max(1, tc.eval_every or tc.epochs))
+    scored = tc.val_size + min(tc.train_eval_size, n_train)
     eval_s = evals * scored * h * w * _CPU_MS_PER_IMAGE_PIXEL["student"] / 3 / 1000  # a forward is about a third of a step
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     render_s = 0.0
-    if cfg["data"]["data"] == "synthetic":
-        render_s = (n_train + tc["val_size"]) * h * w * _RENDER_MS_PER_PIXEL / 1000 / max(1, cores)
+    if cfg.data.data == "synthetic":
+        render_s = (n_train + tc.val_size) * h * w * _RENDER_MS_PER_PIXEL / 1000 / max(1, cores)
     return {"steps": steps, "train_s": steps * step_s, "eval_s": eval_s, "render_s": render_s}
 
 
@@ -167,15 +172,16 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def gpu_recipe_warning(cfg: dict, n_train: int, total_steps: int | None = None) -> str:
+def gpu_recipe_warning(cfg: RunConfig | dict, n_train: int, total_steps: int | None = None) -> str:
     """One line when a recipe sized for a GPU is about to run on a CPU, with its steps and an estimated time; else ""."""
-    tc = cfg["train"]
-    h, w = cfg["data"]["image_size"]
+    cfg = RunConfig.coerce(cfg)
+    tc = cfg.train
+    h, w = cfg.data.image_size
     est = cpu_estimate(cfg, n_train, total_steps)
-    if est["steps"] * tc["batch_size"] * h * w <= 1e8:  # the README's quick start: 8e5 image pixels; the full jetson recipe 1.6e9
+    if est["steps"] * tc.batch_size * h * w <= 1e8:  # the README's quick start: 8e5 image pixels; the full jetson recipe 1.6e9
         return ""
     total = est["train_s"] + est["eval_s"] + est["render_s"]
-    return (f"warning: this recipe ({est['steps']} steps of {tc['batch_size']} images at {h}x{w}) is meant for a GPU; on this CPU "
+    return (f"warning: this recipe ({est['steps']} steps of {tc.batch_size} images at {h}x{w}) is meant for a GPU; on this CPU "
             f"expect about {format_duration(total)} (an estimate from the CPU step times in benchmarks/train_speed/train_speed.md scaled by "
             "pixels x batch; measured on 2 cores). A first run: --epochs 12 --train-size 192 --val-size 32 --image-size 64 96")
 

@@ -68,14 +68,17 @@ def open_samples(data: str, split: str, hw, n: int, seed: int = 0, data_format: 
     return PreparedSamples(ds, hw, n, getattr(task, "sample_keys", None))
 
 
-def run_samples(cfg: dict, task, n: int, split: str = "val") -> PreparedSamples:
-    """``n`` prepared samples of a run's own data (its config ``cfg``): what export checks and calibrates on."""
-    d = cfg["data"]
-    size = d["image_size"]
+def run_samples(cfg, task, n: int, split: str = "val") -> PreparedSamples:
+    """``n`` prepared samples of a run's own data (its config ``cfg``, a :class:`~edgekd.config.RunConfig` or its dict):
+    what export checks and calibrates on."""
+    from ..config import RunConfig
+
+    cfg = RunConfig.coerce(cfg)
+    d = cfg.data
     # The validation split is opened at the run's val size, so its first images are those the run was judged on.
-    opened = min(n, cfg["train"]["val_size"]) if split == "val" else n
-    return open_samples(d["data"], split, size, n, d["seed"], d["data_format"], task, d["direction"], dataset_size=opened,
-                        depth_scale=d.get("depth_scale", 0.0))
+    opened = min(n, cfg.train.val_size) if split == "val" else n
+    return open_samples(d.data, split, d.image_size, n, d.seed, d.data_format, task, d.direction, dataset_size=opened,
+                        depth_scale=d.depth_scale)
 
 
 def validation_batch(cfg: dict, task, n: int, split: str = "val") -> tuple[np.ndarray, list]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..card import ModelCard
+from ..config import BenchConfig, RunConfig
 from ..errors import EdgekdError
 from .accuracy import accuracy, accuracy_vs_reference  # noqa: F401  (accuracy: part of this module's interface)
 from .evaluate import input_batch, model_input, open_samples
@@ -140,9 +141,9 @@ class OpenModel:
 
     path: Path
     kind: str  # "onnx", "engine" or "torch"
-    cfg: dict | None  # the --profile's configuration
-    tgt: dict | None  # the target: --target, the profile's, or the one named in the model's metadata
-    bc: dict  # the profile's [bench] table
+    cfg: RunConfig | None  # the --profile's configuration
+    tgt: dict | None  # the target's facts: --target, the profile's, or the one named in the model's metadata
+    bc: BenchConfig  # the profile's [bench] table (its defaults without a profile)
     backend: str
     runner: object
     meta: dict  # the file's metadata as it holds it (props: strings)
@@ -151,14 +152,14 @@ class OpenModel:
 
 def open_model(s: BenchSettings, log=print) -> OpenModel:
     """Resolve profile, target and backend for ``s.model`` and open it on that backend."""
-    from ..config import load_profile, load_target
+    from ..config import load_profile, load_target, section_to_dict
 
     path = Path(s.model).expanduser()
     kind = model_kind(path)
-    cfg = load_profile(s.profile) if s.profile else None
-    tgt = load_target(s.target) if s.target else (cfg["target"] if cfg else None)
-    bc = (cfg or {}).get("bench") or {}
-    requested = s.backend or bc.get("backend", "auto")
+    cfg = RunConfig.from_dict(load_profile(s.profile)) if s.profile else None
+    tgt = load_target(s.target) if s.target else (section_to_dict(cfg.target) if cfg else None)
+    bc = (cfg or RunConfig()).bench  # no profile: the schema's defaults
+    requested = s.backend or bc.backend
     backend = pick_backend(kind, requested, tgt)
     cores = os.cpu_count() or 1
     threads = s.threads if s.threads is not None else min((tgt or {}).get("threads", cores), cores)
@@ -217,7 +218,7 @@ def _timed(m: OpenModel, s: BenchSettings, baseline_mb, log) -> tuple[dict, np.n
         results = {"model": str(m.path), "kind": m.kind, "precision": "unknown", "task": None, "input": list(x1.shape[1:])}
     readers, no_power = open_power_readers()
     monitors = (PeakMemory(baseline_mb), PowerMonitor(readers, no_power), ClockMonitor())
-    results.update(settings=timing, latency=measure_latency(m.runner, x1, s.batch or m.bc.get("batch", 1), timing,
+    results.update(settings=timing, latency=measure_latency(m.runner, x1, s.batch or m.bc.batch, timing,
                                                              s.show_progress, pre_fn, monitors))
     results["memory"] = memory_summary(results["latency"], baseline_mb, gpu_memory() if runs_on_gpu(m.runner) else None)
     results["power"] = {"sensors": [r.name for r in readers], "unavailable": no_power}
@@ -282,10 +283,10 @@ def _edgekd_model(m: OpenModel, s: BenchSettings, log):
     if s.shape and tuple(s.shape) != tuple(hw):
         raise EdgekdError(f"--shape {s.shape[0]}x{s.shape[1]}: {m.path.name} was exported for 3x{hw[0]}x{hw[1]} input; drop --shape, or "
                           "export the run at that size")
-    if m.cfg is not None and tuple(m.cfg["data"]["image_size"]) != tuple(hw):
-        ph, pw = m.cfg["data"]["image_size"]
+    if m.cfg is not None and tuple(m.cfg.data.image_size) != tuple(hw):
+        ph, pw = m.cfg.data.image_size
         # The profile picks the target and the bench settings; the model's own graph fixes its input size.
-        log(f"note: {m.path.name} takes 3x{hw[0]}x{hw[1]} input (profile {m.cfg['profile']['name']} trains at {ph}x{pw}); "
+        log(f"note: {m.path.name} takes 3x{hw[0]}x{hw[1]} input (profile {m.cfg.profile.name} trains at {ph}x{pw}); "
             "timing it at its own size")
     task = create_task(m.card.task, **m.card.task_args)
     ref_eval = m.card.reference_eval

@@ -57,16 +57,18 @@ def backends_for(kind: str, requested: str, target: dict | None) -> list[str]:
 def run_target(run_dir: Path, files: list[Path], s: BenchSettings) -> dict | None:
     """The target the run was trained for (its config.json, else the one its ONNX file's model card names),
     unless --target or --profile says otherwise."""
-    from ..config import load_profile, load_target
+    from ..config import RunConfig, load_profile, load_target, section_to_dict
 
     if s.target:
         return load_target(s.target)
     if s.profile:
-        return load_profile(s.profile)["target"]
+        return section_to_dict(RunConfig.from_dict(load_profile(s.profile)).target)
     try:
-        return json.loads((run_dir / "config.json").read_text())["target"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+        saved = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        saved = None
+    if isinstance(saved, dict) and isinstance(saved.get("target"), dict):  # a config.json without one: the model card's
+        return section_to_dict(RunConfig.from_dict(saved).target)
     for f in files:  # the model files alone, copied to a device
         if f.suffix.lower() == ".onnx":
             try:

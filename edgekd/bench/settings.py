@@ -59,12 +59,12 @@ class BenchSettings:
             if v is not None and v < least:
                 raise EdgekdError(f"--{name.replace('_', '-')} {v}: use at least {least}")
 
-    def timing(self, bc: dict) -> dict:
-        """Warm-up and run lengths: these options over the profile's ``[bench]`` table ``bc``."""
-        s = {"warmup_iters": self.warmup_iters if self.warmup_iters is not None else bc.get("warmup_iters", 10),
-             "warmup_time": self.warmup_time if self.warmup_time is not None else bc.get("warmup_time", 0.2),
-             "min_iters": self.min_iters or bc.get("min_iters", 100),
-             "min_time": self.min_time if self.min_time is not None else bc.get("min_time", 2.0)}
+    def timing(self, bc) -> dict:
+        """Warm-up and run lengths: these options over the profile's ``[bench]`` table ``bc`` (a :class:`~edgekd.config.BenchConfig`)."""
+        s = {"warmup_iters": self.warmup_iters if self.warmup_iters is not None else bc.warmup_iters,
+             "warmup_time": self.warmup_time if self.warmup_time is not None else bc.warmup_time,
+             "min_iters": self.min_iters or bc.min_iters,
+             "min_time": self.min_time if self.min_time is not None else bc.min_time}
         s["warmup_iters"] = max(s["warmup_iters"], 10)  # docs/architecture.md, "The deployment contract": >= 200 ms and >= 10 runs
         s["warmup_time"] = max(s["warmup_time"], 0.2)
         return s

@@ -251,17 +251,17 @@ def full_recipe_command(cfg: dict) -> str:
 
 def describe_run(trainer) -> str:
     """The run in two lines: task, student, teacher, method, spectral; data, sizes, steps, device."""
-    cfg = trainer.cfg
+    cfg = trainer.cfg  # the typed RunConfig
     t = trainer.teacher
     teacher = "none" if t is None else f"{t.name} ({t.kind}, {t.channels} ch)"
-    d = cfg["distill"]
-    method = f"{d['method']} / {d['projection']} (w={d['weight']})" if t is not None else "-"
-    spectral = f"r={d['spectral']}" if d["spectral"] else "off"
+    d = cfg.distill
+    method = f"{d.method} / {d.projection} (w={d.weight})" if t is not None else "-"
+    spectral = f"r={d.spectral}" if d.spectral else "off"
     return (
-        f"edgekd distill: task {trainer.task.name}, student {cfg['model']['student']} ({trainer.model.student.feature_channels} ch), "
+        f"edgekd distill: task {trainer.task.name}, student {cfg.model.student} ({trainer.model.student.feature_channels} ch), "
         f"teacher {teacher}, method {method}, spectral {spectral}\n"
-        f"  data {cfg['data']['data']}: {len(trainer.train_src)} train / {len(trainer.val_src)} val at "
-        f"{cfg['data']['image_size'][0]}x{cfg['data']['image_size'][1]}, {trainer.steps_per_epoch} steps/epoch x {cfg['train']['epochs']} epochs, "
+        f"  data {cfg.data.data}: {len(trainer.train_src)} train / {len(trainer.val_src)} val at "
+        f"{cfg.data.image_size[0]}x{cfg.data.image_size[1]}, {trainer.steps_per_epoch} steps/epoch x {cfg.train.epochs} epochs, "
         f"device {trainer.device}" + (f", {trainer.dist.world} processes" if trainer.dist.enabled else "")
     )
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..config import RunConfig
 from ..errors import EdgekdError
 from ..fileio import atomic_write_json
 from ..options import option
@@ -70,7 +71,7 @@ class ExportJob:
     run_dir: Path  # where the artefacts and export.json go
     model: Any  # the student in eval mode (torch)
     task: Any
-    cfg: dict
+    cfg: RunConfig  # the run's (from the checkpoint; export --target replaces its target)
     ckpt: dict
     options: ExportOptions = field(default_factory=ExportOptions)
     log: Callable[[str], Any] = print

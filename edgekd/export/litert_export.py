@@ -44,7 +44,7 @@ def card(job, precision: str) -> dict:
     """The ONNX file's model card (edgekd/card.py), with this file's layout and precision, as props."""
     from ..card import ModelCard
 
-    h, w = job.cfg["data"]["image_size"]
+    h, w = job.cfg.data.image_size
     c = ModelCard.of_run(job.task, job.cfg, job.ckpt, precision)
     return c.replace(layout="NHWC", input_shape=[1, h, w, 3], input_name="args_0",
                      extra={"output_layout": "NHWC", "converter": f"litert-torch {_version('litert-torch')}"}).to_props()
@@ -118,7 +118,7 @@ def _checked(job, precision: str, data: bytes, ref: np.ndarray, atol: float, rto
 
     p = parity_of(run_tflite(data, job.parity_inputs, job.run_dir), ref, atol, rtol)
     out = _keep(job, precision, data, p["pass"])
-    h, w = job.cfg["data"]["image_size"]
+    h, w = job.cfg.data.image_size
     job.log(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, LiteRT {precision}, input 1x{h}x{w}x3 NHWC); parity on {p['images']} "
             f"validation images: max abs err {p['max_abs_err']:.2e}, max rel err {p['max_rel_err']:.2e} "
             f"-> {'ok' if p['pass'] else f'FAIL ({FILES[precision]} left as it was)'}")
@@ -136,7 +136,7 @@ def _reference(job) -> np.ndarray:
 def export_litert(job, source=None) -> None:
     """The litert format step: the three .tflite files, each checked, each recorded in export.json."""
     o = job.options
-    h, w = job.cfg["data"]["image_size"]
+    h, w = job.cfg.data.image_size
     job.log(f"converting the student to LiteRT with litert-torch (NHWC 1x{h}x{w}x3; about a minute on a CPU)")
     fp32 = convert_student(job.model, (h, w))
     ref = _reference(job)
@@ -208,7 +208,7 @@ def export_int8_tflite(job, fp32: bytes) -> dict:
     calib, _ = validation_batch(job.cfg, task, o.calib_size, split="train")
     job.log(f"calibrating LiteRT INT8 (int8 input and body, head conv and output float; min/max) on {len(calib)} training images")
     int8 = int8_static(fp32, np.ascontiguousarray(calib.transpose(0, 2, 3, 1)))
-    x, samples = validation_batch(job.cfg, task, o.eval_size or job.cfg["train"]["val_size"])
+    x, samples = validation_batch(job.cfg, task, o.eval_size or job.cfg.train.val_size)
     m32 = evaluate_tflite(fp32, task, x, samples, job.run_dir)
     m8 = evaluate_tflite(int8, task, x, samples, job.run_dir)
     key = task.primary_metric

@@ -110,8 +110,8 @@ def parity_of(got: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> dic
 
 def onnx_graph(job, precision: str, opset: int) -> bytes:
     """The job's student as a checked ONNX graph with its model card (fp16: an fp16 body with fp32 I/O)."""
-    return student_onnx(job.model, ModelCard.of_run(job.task, job.cfg, job.ckpt, precision, job.source), job.cfg["model"]["student"],
-                        job.cfg["data"]["image_size"], opset)
+    return student_onnx(job.model, ModelCard.of_run(job.task, job.cfg, job.ckpt, precision, job.source), job.cfg.model.student,
+                        job.cfg.data.image_size, opset)
 
 
 def student_onnx(model, card: ModelCard, name: str, size, opset: int) -> bytes:
@@ -166,8 +166,8 @@ def keep_if_passed(out: Path, data: bytes, passed: bool) -> Path:
 
 def export_onnx(job, precision: str = "fp32", out=None) -> dict:
     """Export the job's student to ONNX (fp32, or fp16 body with fp32 I/O), check it against PyTorch, keep it if it passed."""
-    opset = job.options.opset or job.cfg["export"]["opset"]
-    size = job.cfg["data"]["image_size"]
+    opset = job.options.opset or job.cfg.export.opset
+    size = job.cfg.data.image_size
     out = Path(out) if out else job.run_dir / {"fp32": "model.onnx", "fp16": "model.fp16.onnx"}[precision]
     data = onnx_graph(job, precision, opset)
     x = job.parity_inputs

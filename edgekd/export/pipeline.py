@@ -70,11 +70,11 @@ def export_run(r: ExportRequest, log=print) -> dict:
         create_format(r.fmt).check_installed()  # before the checkpoint is read
     job = load_job(r.run, options, r.expect_task, log, r.allow_unfinished)
     if r.target:
-        from ..config import load_target
+        from ..config import load_target, section_from_dict
 
-        made_for, job.cfg["target"] = job.cfg["target"]["name"], load_target(r.target)
-        if made_for != job.cfg["target"]["name"]:
-            log(f"note: exporting for {job.cfg['target']['name']} (the run was trained for {made_for})")
+        made_for, job.cfg.target = job.cfg.target.name, section_from_dict("target", load_target(r.target))
+        if made_for != job.cfg.target.name:
+            log(f"note: exporting for {job.cfg.target.name} (the run was trained for {made_for})")
     return export(job, r.fmt, r.precision)
 
 
@@ -83,7 +83,7 @@ def export(job: ExportJob, fmt: str | None = None, precision: str | None = None)
     from .onnx_export import export_fp32
 
     fmt = fmt or _profile_format(job)
-    precision = precision or job.cfg["export"]["precision"]
+    precision = precision or job.cfg.export.precision
     fmt_entry = create_format(fmt)
     fmt_entry.check_installed()  # a missing converter is said before anything is written
     fmt, format_step, precision_step = fmt_entry.name, fmt_entry.resolve(), create_precision(precision).resolve()
@@ -116,7 +116,7 @@ def _profile_format(job: ExportJob) -> str:
     profile deploys LiteRT, whose converter is an extra): a format the user named is refused instead."""
     from ..errors import MissingDependencyError
 
-    fmt = job.cfg["export"].get("format", "onnx")
+    fmt = job.cfg.export.format
     try:
         create_format(fmt).check_installed()
     except MissingDependencyError as e:
@@ -131,10 +131,10 @@ def check_node_names(job: ExportJob) -> None:
 
     from .onnx_export import onnx_graph
 
-    graph = onnx.load_from_string(onnx_graph(job, "fp32", job.options.opset or job.cfg["export"]["opset"])).graph
+    graph = onnx.load_from_string(onnx_graph(job, "fp32", job.options.opset or job.cfg.export.opset)).graph
     names = [n.name for n in graph.node]
     unknown = [n for n in job.options.exclude_nodes if n not in set(names)]
     if unknown:
         convs = [n.name for n in graph.node if n.op_type == "Conv"][:3]
-        raise EdgekdError(f"--exclude-nodes: {', '.join(map(repr, unknown))} is not a node of {job.cfg['model']['student']}'s graph "
+        raise EdgekdError(f"--exclude-nodes: {', '.join(map(repr, unknown))} is not a node of {job.cfg.model.student}'s graph "
                           f"(e.g. {', '.join(convs)}); --sensitivity lists the quantizable ones with their error")

@@ -202,7 +202,7 @@ class Judge:
         from .onnx_export import evaluate_onnx
 
         self.task = job.task
-        self.x, self.samples = validation_batch(job.cfg, self.task, job.options.eval_size or job.cfg["train"]["val_size"])
+        self.x, self.samples = validation_batch(job.cfg, self.task, job.options.eval_size or job.cfg.train.val_size)
         self.m32 = evaluate_onnx(fp32_path, self.task, self.x, self.samples)
 
     def __call__(self, candidate: Path) -> dict:
@@ -265,7 +265,7 @@ def quantize_and_judge(job) -> dict:
     from .onnx_export import failed_name
 
     o, fp32_path = job.options, job.fp32_path
-    symmetric = "tensorrt" in job.cfg["target"]["runtimes"]
+    symmetric = "tensorrt" in job.cfg.target.runtimes
     calib, calib_samples = validation_batch(job.cfg, job.task, o.calib_size, split="train")  # calibrate on training data, judge on validation
     int8_path = job.run_dir / "model.int8.onnx"
     candidate = job.run_dir / f".{int8_path.name}.candidate"

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import RunConfig
 from ..errors import EdgekdError
 from .timm_factory import create_timm
 
@@ -147,33 +148,36 @@ def check_image_size(image_size, stride: int, name: str) -> None:
         )
 
 
-def create_student(cfg: dict, task, log=None) -> EncoderDecoder:
-    """The configured student; ``model.student_weights`` (``imagenet`` or a file) initialises its encoder."""
-    m = cfg["model"]
-    model = EncoderDecoder(m["student"], task, m["decoder_channels"], tap=m.get("student_tap", "stage"))
-    spec = (m.get("student_weights") or "none").strip()
+def create_student(cfg: RunConfig | dict, task, log=None) -> EncoderDecoder:
+    """The configured student (``cfg``: a :class:`~edgekd.config.RunConfig` or its dict); ``model.student_weights``
+    (``imagenet`` or a file) initialises its encoder."""
+    cfg = RunConfig.coerce(cfg)
+    m = cfg.model
+    model = EncoderDecoder(m.student, task, m.decoder_channels, tap=m.student_tap)
+    spec = (m.student_weights or "none").strip()
     if spec != "none":
         n = load_student_weights(model, spec)
         if log is not None:
-            log(f"student {m['student']}: {n} encoder tensors loaded from {spec}")
-    check_image_size(cfg["data"]["image_size"], model.stride, cfg["model"]["student"])
+            log(f"student {m.student}: {n} encoder tensors loaded from {spec}")
+    check_image_size(cfg.data.image_size, model.stride, m.student)
     return model
 
 
 def student_from_checkpoint(ckpt: dict, source: str = "checkpoint"):
-    """Rebuild the student (and its task) a checkpoint was trained with, and load its weights."""
+    """Rebuild the student (and its task) a checkpoint was trained with, and load its weights; returns
+    (student, task, the run's :class:`~edgekd.config.RunConfig`)."""
     from ..tasks import create_task
 
     if not isinstance(ckpt, dict) or ckpt.get("format") != "edgekd-checkpoint" or "student" not in ckpt:
         raise EdgekdError(f"{source} is not an edgekd checkpoint (no edgekd student weights in it); give a run's best.pt or last.pt")
-    cfg = ckpt["config"]
+    cfg = RunConfig.from_dict(ckpt["config"])
     check_finite_weights(ckpt["student"], source)
-    task = create_task(cfg["model"]["task"], **ckpt.get("task_args", {}))
-    model = EncoderDecoder(cfg["model"]["student"], task, cfg["model"]["decoder_channels"], tap=cfg["model"].get("student_tap", "stage"))
+    task = create_task(cfg.model.task, **ckpt.get("task_args", {}))
+    model = EncoderDecoder(cfg.model.student, task, cfg.model.decoder_channels, tap=cfg.model.student_tap)
     try:
         model.load_state_dict(ckpt["student"])
     except RuntimeError as e:
-        raise EdgekdError(f"{source}: the student weights do not fit {cfg['model']['student']} ({str(e).splitlines()[0][:150]})") from None
+        raise EdgekdError(f"{source}: the student weights do not fit {cfg.model.student} ({str(e).splitlines()[0][:150]})") from None
     return model, task, cfg
 
 

@@ -235,10 +235,11 @@ def _projector_blocks(run_dir: Path) -> list:
 def report_run(run_dir: Path, predictions: bool = True) -> list[Path]:
     from .plots import effective_rank, plot_curves, plot_predictions, plot_spectrum
 
-    cfg = json.loads((run_dir / "config.json").read_text())
+    from ..config import RunConfig
     from ..tasks import create_task
 
-    task = create_task(cfg["model"]["task"], num_classes=2)
+    cfg = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    task = create_task(cfg.model.task, num_classes=2)
     made, blocks, info = [], [], {}
     if predictions and ((run_dir / "best.pt").exists() or (run_dir / "last.pt").exists()):
         made.append(plot_predictions(run_dir, info=info))
@@ -266,9 +267,9 @@ def report_run(run_dir: Path, predictions: bool = True) -> list[Path]:
     dep_blocks, dep_made = _deployment_blocks(run_dir, task.primary_metric)
     blocks += dep_blocks
     made += dep_made
-    d = cfg["distill"]
-    title = f"edgekd run {run_dir.name}: {cfg['model']['task']}, {cfg['model']['student']}, teacher {d['teacher']}" + (
-        f" ({d['method']}, {d['projection']})" if d["teacher"] != "none" else "") + (f", spectral r={d['spectral']}" if d["spectral"] else "")
+    d = cfg.distill
+    title = f"edgekd run {run_dir.name}: {cfg.model.task}, {cfg.model.student}, teacher {d.teacher}" + (
+        f" ({d.method}, {d.projection})" if d.teacher != "none" else "") + (f", spectral r={d.spectral}" if d.spectral else "")
     made += list(_page(run_dir, title, blocks))
     return made
 
@@ -277,8 +278,10 @@ def report_compare(out: Path) -> list[Path]:
     from .compare import collect, differences, write_differences, write_tables
     from .plots import plot_compare, plot_compare_spectra, plot_forest
 
+    from ..config import RunConfig
+
     meta = json.loads((out / "compare.json").read_text())
-    task = meta["config"]["model"]["task"]
+    task = RunConfig.from_dict(meta["config"]).model.task
     rows = collect(out)
     if not rows:
         raise EdgekdError(f"{out} has no finished runs yet; run (or restart) edgekd compare with --out {out}")

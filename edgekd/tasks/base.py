@@ -47,9 +47,9 @@ class Task:
         self.class_names = list(class_names) if class_names else None
 
     @classmethod
-    def args_from_source(cls, source, cfg: dict) -> dict:
+    def args_from_source(cls, source, cfg) -> dict:
         """Arguments that rebuild the task later (saved in the checkpoint as ``task_args``), from the
-        training data source and the configuration."""
+        training data source and the run's :class:`~edgekd.config.RunConfig` ``cfg`` (``cfg.data.image_size``)."""
         return {}
 
     @property

@@ -28,10 +28,10 @@ class DepthTask(Task):
     @classmethod
     def args_from_source(cls, source, cfg):
         """The depth range, and the source's evaluation crop (e.g. NYUv2's Eigen crop) at the training resolution."""
-        args = {"max_depth": cfg["data"]["max_depth"]}
+        args = {"max_depth": cfg.data.max_depth}
         frac = getattr(source, "eval_crop_fraction", None)
         if frac is not None:
-            h, w = cfg["data"]["image_size"]
+            h, w = cfg.data.image_size
             args["eval_crop"] = [round(frac[0] * h), round(frac[1] * h), round(frac[2] * w), round(frac[3] * w)]
         return args
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config import RunConfig
 from ..errors import EdgekdError
 from .data import EpochSampler, TaskDataset
 from .distributed import DistInfo, init_distributed
@@ -36,50 +37,52 @@ def setup_device(name: str) -> tuple[torch.device, DistInfo]:
     return device, dist
 
 
-def task_args_for(cfg: dict, train_source) -> dict:
+def task_args_for(cfg: RunConfig | dict, train_source) -> dict:
     """Arguments that rebuild the task later (class count and names, depth range, eval crop): the task says which."""
     from ..tasks import task_class
 
-    return task_class(cfg["model"]["task"]).args_from_source(train_source, cfg)
+    cfg = RunConfig.coerce(cfg)
+    return task_class(cfg.model.task).args_from_source(train_source, cfg)
 
 
 # ----------------------------------------------------------------------------- data
-def open_sources(cfg: dict, progress: bool) -> tuple:
+def open_sources(cfg: RunConfig | dict, progress: bool) -> tuple:
     """The training and validation datasets (numpy side), rendered up front when synthetic."""
     from ..data import open_dataset
 
-    tc, size = cfg["train"], cfg["data"]["image_size"]
-    data, fmt = cfg["data"]["data"], cfg["data"]["data_format"]
+    cfg = RunConfig.coerce(cfg)
+    tc, d = cfg.train, cfg.data
+    size, data, fmt = d.image_size, d.data, d.data_format
     # The data's seed is its own: seeds of a comparison vary the initialisation and order, not the scenes.
-    dseed = cfg["data"]["seed"]
-    kw = {"task": cfg["model"]["task"], "direction": cfg["data"]["direction"], "depth_scale": cfg["data"].get("depth_scale", 0.0)}
-    train_src = open_dataset(data, "train", size, tc["train_size"], dseed, fmt, **kw)
-    val_src = open_dataset(data, "val", size, tc["val_size"], dseed, fmt, **kw)
+    kw = {"task": cfg.model.task, "direction": d.direction, "depth_scale": d.depth_scale}
+    train_src = open_dataset(data, "train", size, tc.train_size, d.seed, fmt, **kw)
+    val_src = open_dataset(data, "val", size, tc.val_size, d.seed, fmt, **kw)
     for name, src in (("training", train_src), ("validation", val_src)):
         if len(src) == 0:
             raise EdgekdError(f"the {name} split of {data} is empty; check the data path or --train-size/--val-size")
         if hasattr(src, "prerender"):  # finite synthetic sets: render once, shared by loader workers
-            _prerender(src, name, size, tc["workers"], progress)
+            _prerender(src, name, size, tc.workers, progress)
     return train_src, val_src
 
 
 SMALL_VAL = 8  # fewer validation images than this and a metric is a few images' luck
 
 
-def data_warnings(cfg: dict, train_src, val_src) -> list[str]:
+def data_warnings(cfg: RunConfig | dict, train_src, val_src) -> list[str]:
     """One line each for data that trains but cannot mean what it seems: a validation split too small to judge a
     model by, images squashed to another aspect ratio (data on disk only; synthetic scenes are rendered to size)."""
-    data = cfg["data"]["data"]
+    cfg = RunConfig.coerce(cfg)
+    data = cfg.data.data
     if data == "synthetic":
         return []
     notes = []
     if 0 < len(val_src) < SMALL_VAL:
-        capped = len(val_src) == cfg["train"]["val_size"]
-        how = (f"raise --val-size {cfg['train']['val_size']}" if capped else
+        capped = len(val_src) == cfg.train.val_size
+        how = (f"raise --val-size {cfg.train.val_size}" if capped else
                "add images to its val/ or test/ folder or list (a folder without them keeps about 10% of its images for validation)")
         notes.append(f"warning: the validation split of {data} has {len(val_src)} image{'s' if len(val_src) != 1 else ''}: its metrics "
                      f"say little about the model; give it at least {SMALL_VAL}: {how}")
-    h, w = cfg["data"]["image_size"]
+    h, w = cfg.data.image_size
     img = train_src[0]["image"] if len(train_src) else None
     if img is not None:
         sh, sw = img.shape[:2]
@@ -130,22 +133,23 @@ class Datasets:
     train_eval: torch.utils.data.Dataset | None  # a fixed un-augmented training subset, or None
 
 
-def build_datasets(cfg: dict, train_src, val_src, task, teacher_view: bool) -> Datasets:
-    tc, size = cfg["train"], cfg["data"]["image_size"]
-    train = TaskDataset(train_src, task, size, augment_data=tc["augment"], seed=tc["seed"], teacher_view=teacher_view)
+def build_datasets(cfg: RunConfig | dict, train_src, val_src, task, teacher_view: bool) -> Datasets:
+    cfg = RunConfig.coerce(cfg)
+    tc, size = cfg.train, cfg.data.image_size
+    train = TaskDataset(train_src, task, size, augment_data=tc.augment, seed=tc.seed, teacher_view=teacher_view)
     val = TaskDataset(val_src, task, size)
     # A fixed subset of the training scenes, un-augmented: the train/val gap shows overfitting (issue 11).
-    n_fit = min(tc["train_eval_size"], len(train_src))
+    n_fit = min(tc.train_eval_size, len(train_src))
     train_eval = torch.utils.data.Subset(TaskDataset(train_src, task, size), range(n_fit)) if n_fit else None
     return Datasets(train, val, train_eval)
 
 
 # ----------------------------------------------------------------------------- models
-def has_teacher(cfg: dict) -> bool:
-    return (cfg["distill"]["teacher"] or "none").strip() != "none"
+def has_teacher(cfg: RunConfig | dict) -> bool:
+    return (RunConfig.coerce(cfg).distill.teacher or "none").strip() != "none"
 
 
-def build_model(cfg: dict, task, log, choose_projection=None) -> tuple[DistillModel, torch.nn.Module | None]:
+def build_model(cfg: RunConfig | dict, task, log, choose_projection=None) -> tuple[DistillModel, torch.nn.Module | None]:
     """The trained module (student, projector, spectral regulariser) and the frozen teacher (or None).
 
     A projection chosen by a rule (``--projection auto``) is decided by ``choose_projection(student, teacher)``
@@ -155,37 +159,36 @@ def build_model(cfg: dict, task, log, choose_projection=None) -> tuple[DistillMo
     from ..distill.registry import get_projection
     from ..models import create_student, create_teacher
 
-    dc = cfg["distill"]
+    cfg = RunConfig.coerce(cfg)
+    dc = cfg.distill
     student = create_student(cfg, task, log=log)
-    teacher = create_teacher(dc["teacher"], dc["teacher_arch"], dc["teacher_weights"] or None,
-                             dc.get("teacher_layer") or None, dc.get("teacher_norm") or None, student.stride,
-                             tap=dc["teacher_tap"])
+    teacher = create_teacher(dc.teacher, dc.teacher_arch, dc.teacher_weights or None, dc.teacher_layer or None,
+                             dc.teacher_norm or None, student.stride, tap=dc.teacher_tap)
     distiller = None
     if teacher is not None:
-        projection = dc["projection"]
+        projection = dc.projection
         if get_projection(projection).maps == "chosen":
             if choose_projection is None:
                 raise EdgekdError(f"--projection {projection} needs training batches to decide; it is resolved by edgekd distill")
             projection = choose_projection(student, teacher)
-        distiller = Distiller(dc["method"], projection, student.feature_channels, teacher.channels, dc["normalize"])
+        distiller = Distiller(dc.method, projection, student.feature_channels, teacher.channels, dc.normalize)
     spectral = _build_spectral(cfg, student)
     # "auto" weights are set from gradient norms before the first step (train/strength.py).
     numeric = lambda w: 0.0 if w == "auto" else w  # noqa: E731
-    model = DistillModel(student, task, distiller, spectral, numeric(dc["weight"]), numeric(dc["spectral_weight"]))
+    model = DistillModel(student, task, distiller, spectral, numeric(dc.weight), numeric(dc.spectral_weight))
     return model, teacher
 
 
-def _build_spectral(cfg: dict, student):
+def _build_spectral(cfg: RunConfig, student):
     from ..distill import SpectralRegulariser
 
-    dc = cfg["distill"]
-    if dc["spectral"] >= student.feature_channels:
-        raise EdgekdError(f"--spectral {dc['spectral']} keeps all {student.feature_channels} channels of {cfg['model']['student']}: "
+    dc = cfg.distill
+    if dc.spectral >= student.feature_channels:
+        raise EdgekdError(f"--spectral {dc.spectral} keeps all {student.feature_channels} channels of {cfg.model.student}: "
                           f"nothing is suppressed; use a rank below {student.feature_channels} (the paper uses 2 to 8)")
-    if dc["spectral"] <= 0:
+    if dc.spectral <= 0:
         return None
-    return SpectralRegulariser(dc["spectral"], dc["spectral_iters"], reduction="elements",
-                               norm=dc["spectral_norm"], scope=dc["spectral_scope"])
+    return SpectralRegulariser(dc.spectral, dc.spectral_iters, reduction="elements", norm=dc.spectral_norm, scope=dc.spectral_scope)
 
 
 @dataclass
@@ -238,24 +241,24 @@ def wrap_distributed(model: DistillModel, dist: DistInfo, device: torch.device) 
 
 
 # ----------------------------------------------------------------------------- optimisation
-def param_groups(model: DistillModel, cfg: dict) -> list:
+def param_groups(model: DistillModel, cfg: RunConfig | dict) -> list:
     """Student and projector(s) as separate groups: the projector has its own lr and weight decay
     (``distill.projector_lr``, 0 = the student's; ``distill.projector_weight_decay``)."""
-    dc, tc = cfg["distill"], cfg["train"]
+    cfg = RunConfig.coerce(cfg)
     proj = [p for p in (model.distiller.parameters() if model.distiller is not None else []) if p.requires_grad]
     ids = {id(p) for p in proj}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
     groups = [{"params": rest, "name": "student"}]
     if proj:
-        groups.append({"params": proj, "name": "projector", "lr": dc["projector_lr"] or tc["lr"],
-                       "weight_decay": dc["projector_weight_decay"]})
+        groups.append({"params": proj, "name": "projector", "lr": cfg.distill.projector_lr or cfg.train.lr,
+                       "weight_decay": cfg.distill.projector_weight_decay})
     return groups
 
 
-def build_optimizer(model: DistillModel, cfg: dict, device: torch.device) -> torch.optim.Optimizer:
-    tc = cfg["train"]
+def build_optimizer(model: DistillModel, cfg: RunConfig | dict, device: torch.device) -> torch.optim.Optimizer:
+    cfg = RunConfig.coerce(cfg)
     kw = {"fused": True} if device.type == "cuda" else {}
-    return torch.optim.AdamW(param_groups(model, cfg), lr=tc["lr"], weight_decay=tc["weight_decay"], **kw)
+    return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, **kw)
 
 
 def lr_lambda(warmup: int, total: int):
@@ -282,18 +285,19 @@ class Schedule:
     scheduler: torch.optim.lr_scheduler.LambdaLR
 
 
-def build_schedule(cfg: dict, n_train: int, dist: DistInfo, optimizer) -> Schedule:
+def build_schedule(cfg: RunConfig | dict, n_train: int, dist: DistInfo, optimizer) -> Schedule:
     from ..config import effective_warmup
 
-    tc = cfg["train"]
-    sampler = EpochSampler(n_train, tc["batch_size"], tc["seed"], dist.rank, dist.world)
+    cfg = RunConfig.coerce(cfg)
+    tc = cfg.train
+    sampler = EpochSampler(n_train, tc.batch_size, tc.seed, dist.rank, dist.world)
     steps_per_epoch = sampler.steps_per_epoch()
-    total = tc["epochs"] * steps_per_epoch
-    if tc["max_steps"]:
-        total = min(total, tc["max_steps"])
+    total = tc.epochs * steps_per_epoch
+    if tc.max_steps:
+        total = min(total, tc.max_steps)
     warmup, note = effective_warmup(tc, total)  # scaled to short runs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, total))
-    apply_projector_shrinkage(optimizer, cfg["distill"]["projector_shrinkage"], lr_lambda(warmup, total), total)
+    apply_projector_shrinkage(optimizer, cfg.distill.projector_shrinkage, lr_lambda(warmup, total), total)
     return Schedule(sampler, steps_per_epoch, total, warmup, note, scheduler)
 
 

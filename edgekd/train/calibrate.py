@@ -7,6 +7,7 @@ import sys
 
 import torch
 
+from ..config import DistillConfig, RunConfig, section_from_dict
 from ..fileio import atomic_write_json
 from .data import EpochSampler
 from .probe import unchanged
@@ -31,30 +32,32 @@ def term_norms(model, batches, teacher, amp_dtype, dist, device) -> dict:
         return mean_norms([(x, y, teacher.features(xt, keys)) for x, y, xt, keys in batches], model, reduce)
 
 
-def calibration_batches(train_ds, cfg: dict, world: int, to_device) -> list:
+def calibration_batches(train_ds, cfg: RunConfig | dict, world: int, to_device) -> list:
     """Up to 4 global batches of epoch 0, the same on every rank: the weights then equal a single process's
     with that batch."""
     from torch.utils.data import default_collate
 
-    bs = cfg["train"]["batch_size"] * world
-    glob = EpochSampler(len(train_ds), bs, cfg["train"]["seed"])
+    tc = RunConfig.coerce(cfg).train
+    bs = tc.batch_size * world
+    glob = EpochSampler(len(train_ds), bs, tc.seed)
     glob.set_epoch(0, 0)
     idx = list(glob)
     k = max(1, min(4, len(idx) // bs))
     return [to_device(default_collate([train_ds[t] for t in idx[j * bs:(j + 1) * bs]])) for j in range(k)]
 
 
-def set_auto_weights(model, norms: dict, dc: dict) -> None:
+def set_auto_weights(model, norms: dict, dc: DistillConfig) -> None:
     """Set each ``auto`` term's weight so that its gradient on ``Z_s`` is ``grad_ratio`` times the task's
     (a numeric weight is left as given)."""
     for term, key in (("distill", "weight"), ("spectral", "spectral_weight")):
-        if term in norms and dc[key] == "auto":
-            setattr(model, "weight" if term == "distill" else "spectral_weight", auto_weight(norms, term, dc["grad_ratio"]))
+        if term in norms and getattr(dc, key) == "auto":
+            setattr(model, key, auto_weight(norms, term, dc.grad_ratio))
 
 
-def calibrate(model, batches: list, norms: dict, dc: dict, teacher) -> dict:
+def calibrate(model, batches: list, norms: dict, dc: DistillConfig | dict, teacher) -> dict:
     """Set ``auto`` weights of ``model`` from the term norms; return the diagnostics (ratios at weight 1 and at
     the weights used, rows per batch against teacher channels)."""
+    dc = section_from_dict("distill", dc)
     at_one = ratios(norms, {"distill": 1.0, "spectral": 1.0})
     set_auto_weights(model, norms, dc)
     x = batches[0][0]
@@ -64,32 +67,32 @@ def calibrate(model, batches: list, norms: dict, dc: dict, teacher) -> dict:
     return {"batches": len(batches), "grad_norms": norms, "ratio_at_weight_1": at_one, "weights": model.weights(),
             "ratio": ratios(norms, model.weights()), "rows_per_batch": rows,
             "teacher_channels": teacher.channels if teacher is not None else None,
-            "student_channels": zs_shape[1], "grad_ratio_target": dc["grad_ratio"],
-            "recalibrate_every": dc["recalibrate_every"] if auto_terms(dc) else 0}
+            "student_channels": zs_shape[1], "grad_ratio_target": dc.grad_ratio,
+            "recalibrate_every": dc.recalibrate_every if auto_terms(dc) else 0}
 
 
-def auto_terms(dc: dict) -> bool:
+def auto_terms(dc: DistillConfig) -> bool:
     """Whether any weight is ``auto`` (only those are re-measured during training)."""
-    return dc["weight"] == "auto" or dc["spectral_weight"] == "auto"
+    return dc.weight == "auto" or dc.spectral_weight == "auto"
 
 
-def recalibrate(model, norms: dict, dc: dict) -> dict:
+def recalibrate(model, norms: dict, dc: DistillConfig | dict) -> dict:
     """Re-measure during training (every ``distill.recalibrate_every`` steps): the ratios the run had at its
     weights, then new ``auto`` weights; returns the steps.jsonl fields (``grad_ratio_*`` before, ``weight_*`` after)."""
     before = ratios(norms, model.weights())
-    set_auto_weights(model, norms, dc)
+    set_auto_weights(model, norms, section_from_dict("distill", dc))
     w = model.weights()
     return {**{f"grad_ratio_{t}": r for t, r in before.items()}, **{f"weight_{t}": w[t] for t in before}}
 
 
-def projector_decay(optimizer, dc: dict) -> dict | None:
+def projector_decay(optimizer, dc: DistillConfig) -> dict | None:
     """The projector's decay as a stated quantity: its lr, weight decay and the shrinkage
     ``prod_t (1 - lr_t * wd)`` that decay alone applies to a weight over the run (build.apply_projector_shrinkage)."""
     group = next((g for g in optimizer.param_groups if g.get("name") == "projector"), None)
     if group is None:
         return None
     return {"lr": float(group.get("initial_lr", group["lr"])), "weight_decay": float(group["weight_decay"]), "shrinkage": group.get("shrinkage"),
-            "requested_shrinkage": dc["projector_shrinkage"] or None}
+            "requested_shrinkage": dc.projector_shrinkage or None}
 
 
 def write_diagnostics(d: dict, out) -> None:

@@ -40,6 +40,7 @@ def save(path, ckpt: dict):
     from pathlib import Path
 
     from ..bench.provenance import sha256_file
+    from ..config import RunConfig
     from ..fileio import atomic_write_json
     from ..models.run import CHECKPOINTS_FILE, checkpoint_steps
 
@@ -47,7 +48,7 @@ def save(path, ckpt: dict):
     path = Path(path)
     known = checkpoint_steps(path.parent)
     known[path.name] = {"step": int(ckpt["step"]), "epoch": int(ckpt["epoch"]), "total_steps": ckpt.get("total_steps"),
-                        "epochs": ckpt["config"]["train"]["epochs"], "sha256": sha256_file(path)}
+                        "epochs": RunConfig.from_dict(ckpt["config"]).train.epochs, "sha256": sha256_file(path)}
     atomic_write_json(path.parent / CHECKPOINTS_FILE, known)
     return written
 

@@ -9,12 +9,12 @@ the grid and then writes them is :mod:`edgekd.commands.compare`.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..config import RunConfig
 from ..errors import EdgekdError
 from ..fileio import atomic_write_json
 
@@ -150,11 +150,12 @@ def _norm(section: str, key: str, value):
     return value
 
 
-def check_recipe(out: Path, base_cfg: dict, cells: list[dict], seeds: list[int], restart: bool, teacher_weights=None, echo=print) -> None:
+def check_recipe(out: Path, base_cfg: RunConfig | dict, cells: list[dict], seeds: list[int], restart: bool, teacher_weights=None, echo=print) -> None:
     """Refuse to merge runs of another recipe into ``out`` (naming the keys), or with ``restart`` remove them so the
     grid trains them again; cells of earlier calls that this call does not retrain leave the comparison."""
     import shutil
 
+    base_cfg = RunConfig.coerce(base_cfg)
     stale, changes = [], []
     for cell in cells:
         for seed in seeds:
@@ -170,7 +171,7 @@ def check_recipe(out: Path, base_cfg: dict, cells: list[dict], seeds: list[int],
     old_meta = _read_meta(out)
     ids = {c["id"] for c in cells}
     others = [c for c in old_meta.get("cells", []) if c["id"] not in ids]
-    meta_diff = recipe_changes(old_meta["config"], base_cfg) if old_meta.get("config") and others else []
+    meta_diff = recipe_changes(old_meta["config"], base_cfg.to_dict()) if old_meta.get("config") and others else []
     if not (stale or meta_diff):
         return
     if not restart:
@@ -193,13 +194,14 @@ def _read_meta(out: Path) -> dict:
         return {}
 
 
-def run_grid(base_cfg: dict, cells: list[dict], seeds: list[int], out: Path, teacher_weights: dict | None = None,
+def run_grid(base_cfg: RunConfig | dict, cells: list[dict], seeds: list[int], out: Path, teacher_weights: dict | None = None,
              progress=True) -> None:
     """Train every (cell, seed) not yet finished (the results: :func:`edgekd.report.compare.collect` of ``out``)."""
     from tqdm.auto import tqdm
 
     from .loop import Trainer
 
+    base_cfg = RunConfig.coerce(base_cfg)
     _write_meta(out, base_cfg, cells, seeds)
     # Seed-major order: an interrupted grid still has every cell at its first seeds.
     todo = [(c, s) for s in seeds for c in cells]
@@ -209,7 +211,7 @@ def run_grid(base_cfg: dict, cells: list[dict], seeds: list[int], out: Path, tea
         if (run_dir / "summary.json").exists():
             bar.update(1)
             continue
-        cfg = cell_config(base_cfg, cell, seed, teacher_weights)
+        cfg = cell_run_config(base_cfg, cell, seed, teacher_weights)
         trainer = Trainer(cfg, run_dir, resume=(run_dir / "last.pt").exists(), progress=False)
         summary = trainer.run()
         bar.update(1)
@@ -220,7 +222,7 @@ def run_grid(base_cfg: dict, cells: list[dict], seeds: list[int], out: Path, tea
     bar.close()
 
 
-def _write_meta(out: Path, base_cfg: dict, cells: list[dict], seeds: list[int]) -> None:
+def _write_meta(out: Path, base_cfg: RunConfig, cells: list[dict], seeds: list[int]) -> None:
     """OUT/compare.json: the config, and the cells and seeds of this and every earlier call on ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     meta_path = out / "compare.json"
@@ -230,22 +232,24 @@ def _write_meta(out: Path, base_cfg: dict, cells: list[dict], seeds: list[int]) 
         known, known_seeds = old["cells"], old["seeds"]
     ids = {c["id"] for c in cells}
     merged = [c for c in known if c["id"] not in ids] + cells
-    atomic_write_json(meta_path, {"config": base_cfg, "cells": merged, "seeds": sorted(set(known_seeds) | set(seeds))})
+    atomic_write_json(meta_path, {"config": base_cfg.to_dict(), "cells": merged, "seeds": sorted(set(known_seeds) | set(seeds))})
 
 
-def cell_config(base_cfg: dict, cell: dict, seed: int, teacher_weights: dict | None) -> dict:
-    """The resolved config of one run of the grid."""
-    cfg = copy.deepcopy(base_cfg)
-    d = cfg["distill"]
-    d["teacher"] = cell["teacher"]
-    d["teacher_weights"] = (teacher_weights or {}).get(cell["teacher"], "")
+def cell_run_config(base_cfg: RunConfig | dict, cell: dict, seed: int, teacher_weights: dict | None) -> RunConfig:
+    """The resolved config of one run of the grid: the base with the cell's teacher, distance, projection, rank and seed."""
+    base_cfg = RunConfig.coerce(base_cfg)
+    d = {"teacher": cell["teacher"], "teacher_weights": (teacher_weights or {}).get(cell["teacher"], ""), "spectral": cell["spectral"]}
     if cell["method"]:
-        d["method"], d["projection"] = cell["method"], cell["projection"]
-    d["spectral"] = cell["spectral"]
-    cfg["train"]["seed"] = seed
-    if cell.get("vary_scenes"):  # the intervals then cover the draw of scenes, not only initialisation and order
-        cfg["data"]["seed"] = seed
-    return cfg
+        d.update(method=cell["method"], projection=cell["projection"])
+    return replace(base_cfg, distill=replace(base_cfg.distill, **d), train=replace(base_cfg.train, seed=seed),
+                   # --vary-scenes: the intervals then cover the draw of scenes, not only initialisation and order
+                   data=replace(base_cfg.data, seed=seed) if cell.get("vary_scenes") else base_cfg.data)
+
+
+def cell_config(base_cfg: RunConfig | dict, cell: dict, seed: int, teacher_weights: dict | None) -> dict:
+    """:func:`cell_run_config` as the dict a run's config.json holds (what the saved runs are compared with, and what
+    scripts that edit a cell's config take: benchmarks/claims_gpu_run.py)."""
+    return cell_run_config(base_cfg, cell, seed, teacher_weights).to_dict()
 
 
 def _free_memory():

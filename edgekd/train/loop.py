@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import RunConfig
 from ..errors import DivergenceError
 from ..fileio import append_jsonl, atomic_write_json
 from . import build
@@ -60,23 +61,23 @@ def _silent(*args, **kwargs):
 class Trainer:
     """Builds everything from a resolved config and runs (or resumes) one training run."""
 
-    def __init__(self, cfg: dict, out_dir, resume: bool = False, overwrite: bool = False, progress: bool = True):
+    def __init__(self, cfg: RunConfig | dict, out_dir, resume: bool = False, overwrite: bool = False, progress: bool = True):
         from ..tasks import create_task
 
-        self.cfg, self.out = cfg, Path(out_dir)
-        tc = cfg["train"]
-        self.device, self.dist = build.setup_device(tc["device"])
+        self.cfg = cfg = RunConfig.coerce(cfg)
+        self.out = Path(out_dir)
+        self.device, self.dist = build.setup_device(cfg.train.device)
         self.progress = progress and self.dist.is_main
         self.log = print if self.dist.is_main and progress else _silent
         check_run_dir(self.out, resume, overwrite, self.dist.is_main)
         self._resuming, self._overwrite = resume, overwrite
 
         self._ck = ckpt_io.load_for_resume(self.out / "last.pt") if resume else None
-        torch.manual_seed(tc["seed"])  # identical initial weights on every rank
+        torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
         self.train_src, self.val_src = build.open_sources(cfg, self.progress)
         self.data_warnings = build.data_warnings(cfg, self.train_src, self.val_src)
         self.task_args = build.task_args_for(cfg, self.train_src)
-        self.task = create_task(cfg["model"]["task"], **self.task_args)
+        self.task = create_task(cfg.model.task, **self.task_args)
         # The datasets draw nothing from torch's generator: built first, so --projection auto can measure on them.
         ds = build.build_datasets(cfg, self.train_src, self.val_src, self.task, teacher_view=build.has_teacher(cfg))
         self.train_ds, self.val_ds, self.train_eval_ds = ds.train, ds.val, ds.train_eval
@@ -85,7 +86,7 @@ class Trainer:
         placement = build.place_on_device(self.model, self.teacher, self.device)
         self.amp_dtype, self.memory_format = placement.amp_dtype, placement.memory_format
         self.optimizer = build.build_optimizer(self.model, cfg, self.device)
-        self.teacher_cache = build.make_teacher_cache(self.teacher, cfg["distill"]["cache_teacher"], cfg["model"]["compile"],
+        self.teacher_cache = build.make_teacher_cache(self.teacher, cfg.distill.cache_teacher, cfg.model.compile,
                                                       self.dist.enabled, self.train_ds)
         self.teacher_features = TeacherFeatures(self.teacher, self.device, placement.teacher_dtype, self.teacher_cache)
         self.fit_probe = self._make_fit_probe()
@@ -93,7 +94,7 @@ class Trainer:
         self.sampler, self.steps_per_epoch, self.total_steps = sched.sampler, sched.steps_per_epoch, sched.total_steps
         self.warmup_steps, self.warmup_note, self.scheduler = sched.warmup_steps, sched.warmup_note, sched.scheduler
         self.model, self.ddp_model = build.wrap_distributed(self.model, self.dist, self.device)
-        self.step_fn = self._make_step_fn(cfg["model"]["compile"])
+        self.step_fn = self._make_step_fn(cfg.model.compile)
 
         # Where the run stands (saved in checkpoints, restored by _resume).
         self.epoch, self.epoch_step, self.step = 0, 0, 0
@@ -139,7 +140,7 @@ class Trainer:
 
     def _checkpoint(self, metrics=None) -> dict:
         return ckpt_io.make_checkpoint(
-            cfg=self.cfg, task_args=self.task_args, student=self.model.student, extra=self.model.extra_modules(),
+            cfg=self.cfg.to_dict(), task_args=self.task_args, student=self.model.student, extra=self.model.extra_modules(),
             optimizer=self.optimizer, scheduler=self.scheduler, epoch=self.epoch, step=self.step,
             epoch_step=self.epoch_step, best=self.best, metrics=metrics or {}, loss_weights=self.model.weights(),
             projection_choice=self.projection_choice, total_steps=self.total_steps,
@@ -153,7 +154,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- the run
     def run(self) -> dict:
-        tc = self.cfg["train"]
+        tc = self.cfg.train
         if self.dist.is_main:
             from ..config import save_resolved
 
@@ -161,22 +162,22 @@ class Trainer:
             save_resolved(self.cfg, self.out)
         self._carried_losses = self._losses_of_this_epoch() if self._resuming and self.epoch_step else []
         pin = self.device.type == "cuda"
-        workers = min(tc["workers"], os.cpu_count() or 1)  # more loader processes than cores only thrash
-        val_loader = make_val_loader(self.val_ds, tc["batch_size"], workers, pin)
+        workers = min(tc.workers, os.cpu_count() or 1)  # more loader processes than cores only thrash
+        val_loader = make_val_loader(self.val_ds, tc.batch_size, workers, pin)
         self._t_run, self._step0 = time.monotonic(), self.step
         self._last_save, self._saved_once = time.monotonic(), self._resuming
         self._last_line = time.monotonic()
         loader = make_train_loader(self.train_ds, self.sampler, workers, pin)
-        fit_loader = make_val_loader(self.train_eval_ds, tc["batch_size"], workers, pin) if self.train_eval_ds is not None else None
+        fit_loader = make_val_loader(self.train_eval_ds, tc.batch_size, workers, pin) if self.train_eval_ds is not None else None
         with StopRequest(enabled=not self.dist.enabled) as self._stop:  # Ctrl-C / SIGTERM: save at the next step boundary
             if self.step == 0:
                 self._calibrate_and_diagnose()
-            while self.epoch < tc["epochs"] and not self._reached_max_steps():
+            while self.epoch < tc.epochs and not self._reached_max_steps():
                 last_batch = self._train_epoch(loader)
                 if self._stop.requested and self.epoch_step < self.steps_per_epoch and not self._reached_max_steps():
                     self._stop_at_boundary(save=True)
                 self._end_epoch(last_batch, val_loader, fit_loader)
-                if self._stop.requested and self.epoch < tc["epochs"] and not self._reached_max_steps():
+                if self._stop.requested and self.epoch < tc.epochs and not self._reached_max_steps():
                     self._stop_at_boundary(save=False)  # _end_epoch has just written last.pt
         summary = {"run_dir": str(self.out), "epochs": self.epoch, "steps": self.step, "best": {self.task.primary_metric: self.best},
                    "final": self.last_metrics, "loss_weights": self.model.weights(), "diagnostics": self.diagnostics}
@@ -206,7 +207,7 @@ class Trainer:
                       f"holds step {self.step}", signum, self.step)
 
     def _reached_max_steps(self) -> bool:
-        max_steps = self.cfg["train"]["max_steps"]
+        max_steps = self.cfg.train.max_steps
         return bool(max_steps) and self.step >= max_steps
 
     def _train_epoch(self, loader):
@@ -243,7 +244,7 @@ class Trainer:
             return
         self._last_line = now
         losses = "  ".join(f"{k} {v:.4g}" for k, v in (self._epoch_losses[-1] if self._epoch_losses else {}).items())
-        print(f"epoch {self.epoch + 1}/{self.cfg['train']['epochs']} step {self.step}/{self.total_steps}: {losses} "
+        print(f"epoch {self.epoch + 1}/{self.cfg.train.epochs} step {self.step}/{self.total_steps}: {losses} "
               f"[run ETA {self._run_eta()}]", flush=True)
 
     def _progress_bar(self):
@@ -251,14 +252,14 @@ class Trainer:
 
         # In a redirected log a bar writes every update: plain per-epoch lines there (see _print_epoch).
         return tqdm(total=self.steps_per_epoch, initial=self.epoch_step, disable=not (self.progress and sys.stderr.isatty()),
-                    desc=f"epoch {self.epoch + 1}/{self.cfg['train']['epochs']}", unit="step", dynamic_ncols=True, leave=True)
+                    desc=f"epoch {self.epoch + 1}/{self.cfg.train.epochs}", unit="step", dynamic_ncols=True, leave=True)
 
     def _after_check(self, bar):
         """After a loss check: the bar's losses, and a checkpoint when one is due."""
         if self._epoch_losses:
             bar.set_postfix({**{k: f"{v:.4g}" for k, v in self._epoch_losses[-1].items()}, "run ETA": self._run_eta()}, refresh=False)
         # The first step is checkpointed at once: an early Ctrl-C still leaves something to resume.
-        if time.monotonic() - self._last_save >= self.cfg["train"]["save_every_min"] * 60.0 or not self._saved_once:
+        if time.monotonic() - self._last_save >= self.cfg.train.save_every_min * 60.0 or not self._saved_once:
             self._save_last()
 
     def _check_finite(self, pending: list):
@@ -288,7 +289,7 @@ class Trainer:
 
     def _end_epoch(self, last_batch, val_loader, fit_loader):
         """The epoch's record (mean losses, loss strength, metrics when evaluated), logs and checkpoints."""
-        tc = self.cfg["train"]
+        tc = self.cfg.train
         losses = self._epoch_losses
         train_means = {f"train_{k}": float(np.mean([d[k] for d in losses])) for k in (losses[0] if losses else {})}
         record = {"epoch": self.epoch + 1, "step": self.step, **train_means, **self._strength_record(last_batch)}
@@ -296,9 +297,9 @@ class Trainer:
         stop = self._reached_max_steps()
         if self.epoch_step >= self.steps_per_epoch:  # finished (a run stopped by max_steps stays mid-epoch)
             self.epoch, self.epoch_step = self.epoch + 1, 0
-        every = tc["eval_every"]
+        every = tc.eval_every
         improved = False
-        if stop or self.epoch >= tc["epochs"] or (every and record["epoch"] % every == 0):
+        if stop or self.epoch >= tc.epochs or (every and record["epoch"] % every == 0):
             self.last_metrics = self._evaluate(val_loader, fit_loader)
             record.update(self.last_metrics)
             primary = self.last_metrics[self.task.primary_metric]
@@ -337,8 +338,8 @@ class Trainer:
         if not self._aux_terms():
             return
         batches = calibration_batches(self.train_ds, self.cfg, self.dist.world, self._to_device)
-        self.diagnostics = calibrate(self.model, batches, self._term_norms(batches), self.cfg["distill"], self.teacher)
-        self.diagnostics["projector_decay"] = projector_decay(self.optimizer, self.cfg["distill"])
+        self.diagnostics = calibrate(self.model, batches, self._term_norms(batches), self.cfg.distill, self.teacher)
+        self.diagnostics["projector_decay"] = projector_decay(self.optimizer, self.cfg.distill)
         if self.projection_choice is not None:
             self.diagnostics["projection_choice"] = self.projection_choice
         if self.fit_probe is not None:
@@ -349,8 +350,8 @@ class Trainer:
 
     def _maybe_recalibrate(self, batch):
         """``auto`` weights re-measured on the batch just trained on, every ``distill.recalibrate_every`` steps."""
-        dc = self.cfg["distill"]
-        every = dc["recalibrate_every"]
+        dc = self.cfg.distill
+        every = dc.recalibrate_every
         if not every or self.step % every or not auto_terms(dc) or not self._aux_terms():
             return
         self._step_fields[self.step] = recalibrate(self.model, self._term_norms([batch]), dc)
@@ -368,7 +369,7 @@ class Trainer:
         self.memory_format = placement.memory_format
         batches = calibration_batches(self.train_ds, self.cfg, self.dist.world, self._to_device)
         features = TeacherFeatures(teacher, self.device, placement.teacher_dtype)
-        self.projection_choice = measure_projection_choice(student, features, batches, self.cfg["distill"], placement.amp_dtype,
+        self.projection_choice = measure_projection_choice(student, features, batches, self.cfg.distill, placement.amp_dtype,
                                                            self.device)
         self.projection_choice["chosen"] = broadcast_choice(self.projection_choice["chosen"], self.dist, self.device)
         self.projection_choice["summary"] = describe(self.projection_choice)
@@ -376,12 +377,12 @@ class Trainer:
         return self.projection_choice["chosen"]
 
     def _make_fit_probe(self):
-        n = self.cfg["distill"]["fit_images"]
+        n = self.cfg.distill.fit_images
         if self.model.distiller is None or not n:
             return None
         from .data import TaskDataset
 
-        size = self.cfg["data"]["image_size"]
+        size = self.cfg.data.image_size
         return ProjectorFit(TaskDataset(self.train_src, self.task, size), self.val_ds, n, self.teacher_features, self.device,
                             self.memory_format, self.amp_dtype)
 
@@ -437,4 +438,4 @@ class Trainer:
         shown = {k: v for k, v in record.items() if k not in ("epoch", "step")}
         text = "  ".join(f"{k} {v:.4f}" for k, v in shown.items())
         eta = f" [run ETA {self._run_eta()}]" if self.step < self.total_steps else ""
-        print(f"epoch {record['epoch']}/{self.cfg['train']['epochs']} (step {record['step']}/{self.total_steps}){eta}: {text}", flush=True)
+        print(f"epoch {record['epoch']}/{self.cfg.train.epochs} (step {record['step']}/{self.total_steps}){eta}: {text}", flush=True)

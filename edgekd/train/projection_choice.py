@@ -16,15 +16,15 @@ from .step import mixed_precision
 
 
 @torch.no_grad()
-def measure_projection_choice(student, teacher_features, batches: list, dc: dict, amp_dtype, device) -> dict:
-    """The registry's chooser for ``dc["projection"]`` on ``Z_s`` and ``Z_t`` of ``batches`` (x, y, xt, keys)."""
+def measure_projection_choice(student, teacher_features, batches: list, dc, amp_dtype, device) -> dict:
+    """The registry's chooser for ``dc.projection`` (``dc``: the ``[distill]`` section) on ``Z_s`` and ``Z_t`` of ``batches`` (x, y, xt, keys)."""
     zs, zt = [], []
     with unchanged(student, device=device), mixed_precision(amp_dtype):
         for x, _, xt, _ in batches:
             s = student(x, return_features=True)[1].float()
             zs.append(s)
             zt.append(Distiller.align(s, teacher_features.compute(xt)).float())
-    return get_projection(dc["projection"]).choose(zs, zt, dc["auto_projection_cka"])
+    return get_projection(dc.projection).choose(zs, zt, dc.auto_projection_cka)
 
 
 def broadcast_choice(chosen: str, dist, device) -> str:

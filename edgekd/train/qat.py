@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import RunConfig, save_resolved
 from ..errors import EdgekdError
 from ..fileio import append_jsonl, atomic_write_json, load_checkpoint
 
@@ -87,21 +88,21 @@ def distill_loss(task, out, y, ref) -> tuple[torch.Tensor, dict]:
 class QadRun:
     """One QAD fine-tune: the frozen fp32 student, the fake-quantized copy, the run's data, and its records."""
 
-    def __init__(self, source, cfg: dict, out, overwrite: bool = False, log=print):
+    def __init__(self, source, cfg: RunConfig | dict, out, overwrite: bool = False, log=print):
         from ..models.student import student_from_checkpoint
         from . import build
         from .run_dir import check_run_dir, prepare_run_dir
 
-        self.source, self.cfg, self.out, self.log = source_checkpoint(source), cfg, Path(out), log
+        self.cfg = cfg = RunConfig.coerce(cfg)
+        self.source, self.out, self.log = source_checkpoint(source), Path(out), log
         check_run_dir(self.out, False, overwrite, True)
         if (self.out / "best.pt").exists() and not overwrite:
             raise EdgekdError(f"{self.out} already holds a QAD run; add --overwrite to replace it, or choose --out")
         self.src_ckpt = load_checkpoint(self.source)
         self.teacher, self.task, _ = student_from_checkpoint(self.src_ckpt, str(self.source))
         self.teacher.eval().requires_grad_(False)
-        self.symmetric = "tensorrt" in cfg["target"]["runtimes"]
-        tc = cfg["train"]
-        torch.manual_seed(tc["seed"])
+        self.symmetric = "tensorrt" in cfg.target.runtimes
+        torch.manual_seed(cfg.train.seed)
         train_src, val_src = build.open_sources(cfg, progress=False)
         self.ds = build.build_datasets(cfg, train_src, val_src, self.task, teacher_view=False)
         prepare_run_dir(self.out, False, overwrite, 0)
@@ -109,23 +110,23 @@ class QadRun:
     def loaders(self):
         from .data import EpochSampler, make_train_loader, make_val_loader
 
-        tc = self.cfg["train"]
-        sampler = EpochSampler(len(self.ds.train), tc["batch_size"], tc["seed"])
-        return sampler, make_train_loader(self.ds.train, sampler, tc["workers"], False), make_val_loader(self.ds.val, tc["batch_size"], tc["workers"], False)
+        tc = self.cfg.train
+        sampler = EpochSampler(len(self.ds.train), tc.batch_size, tc.seed)
+        return sampler, make_train_loader(self.ds.train, sampler, tc.workers, False), make_val_loader(self.ds.val, tc.batch_size, tc.workers, False)
 
     def run(self) -> dict:
         """Fine-tune for ``train.epochs`` epochs; keep the epoch whose fake-quantized validation metric is best."""
         from .loop import evaluate
 
-        tc, key, task = self.cfg["train"], self.task.primary_metric, self.task
+        tc, key, task = self.cfg.train, self.task.primary_metric, self.task
         sampler, train_loader, val_loader = self.loaders()
         fp32 = evaluate(self.teacher, task, val_loader, torch.device("cpu"))
         prepared = prepare(self.teacher, next(iter(train_loader))[0], self.symmetric)
-        opt = torch.optim.AdamW(prepared.parameters(), lr=tc["lr"], weight_decay=0.0)
+        opt = torch.optim.AdamW(prepared.parameters(), lr=tc.lr, weight_decay=0.0)
         self.log(f"QAD from {self.source}: fake quantisation {'s8 symmetric (TensorRT)' if self.symmetric else 'u8 (CPU)'} activations, "
                  f"s8 per-channel weights; fp32 {key} {fp32[key]:.4f} on {len(self.ds.val)} validation images")
         best, step, t0 = None, 0, time.time()
-        for epoch in range(tc["epochs"]):
+        for epoch in range(tc.epochs):
             sampler.set_epoch(epoch)
             prepared.train()
             for x, y in train_loader:
@@ -139,7 +140,7 @@ class QadRun:
                 append_jsonl(self.out / "steps.jsonl", {"step": step, "epoch": epoch, **parts})
             m = {k: v for k, v in evaluate(prepared, task, val_loader, torch.device("cpu")).items() if not isinstance(v, list)}
             append_jsonl(self.out / "metrics.jsonl", {"epoch": epoch, "step": step, **m})
-            self.log(f"QAD epoch {epoch + 1}/{tc['epochs']}: fake-quantized {key} {m[key]:.4f} (fp32 {fp32[key]:.4f})")
+            self.log(f"QAD epoch {epoch + 1}/{tc.epochs}: fake-quantized {key} {m[key]:.4f} (fp32 {fp32[key]:.4f})")
             better = best is None or ((m[key] > best[1][key]) if task.higher_is_better else (m[key] < best[1][key]))
             if better:
                 best = (float_weights(prepared, self.teacher), m, epoch, step)
@@ -153,9 +154,9 @@ class QadRun:
                "stack": "torchao PT2E prepare_qat_pt2e (X86 quantizer placement)", "kd_weight": KD_WEIGHT, "best_epoch": epoch,
                "fp32_metrics": fp32, "fake_quant_metrics": metrics}
         ckpt = {**{k: v for k, v in self.src_ckpt.items() if k not in ("optimizer", "scheduler", "rng", "extra")},
-                "config": self.cfg, "student": weights, "extra": {}, "metrics": metrics, "step": step, "epoch": epoch + 1, "qat": qat}
+                "config": self.cfg.to_dict(), "student": weights, "extra": {}, "metrics": metrics, "step": step, "epoch": epoch + 1, "qat": qat}
         save(self.out / "best.pt", ckpt)  # no last.pt: a QAD run is not resumed (run it again with --overwrite)
-        atomic_write_json(self.out / "config.json", self.cfg)
+        save_resolved(self.cfg, self.out)
         summary = {"steps": steps, "seconds": seconds, "best": metrics, "qat": qat}
         atomic_write_json(self.out / "summary.json", summary)
         return summary

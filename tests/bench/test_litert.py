@@ -222,7 +222,7 @@ def test_profile_default_litert_without_the_converter_writes_onnx_with_a_note(de
     shutil.copytree(depth_run, run, ignore=shutil.ignore_patterns("model*", "export.json"))
     lines = []
     job = load_job(run, ExportOptions(), None, lines.append)
-    job.cfg["export"]["format"] = "litert"  # what the mobile profile says
+    job.cfg.export.format = "litert"  # what the mobile profile says
     report = export(job)
     assert report["format"] == "onnx" and (run / "model.onnx").exists() and not list(run.glob("*.tflite"))
     assert any("the profile deploys litert" in line and "litert" in line and "ONNX files only" in line for line in lines)

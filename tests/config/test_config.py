@@ -146,7 +146,10 @@ def _literal(node):
 
 
 def _index(node):
-    """``(obj, "key")`` for ``obj["key"]`` and ``obj.get/setdefault/pop("key", ...)``, else None."""
+    """``(obj, "key")`` for ``obj.key`` (a RunConfig's section or key), ``obj["key"]`` and
+    ``obj.get/setdefault/pop("key", ...)`` (a config dict), else None."""
+    if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+        return node.value, node.attr
     if isinstance(node, ast.Subscript) and _literal(node.slice):
         return node.value, _literal(node.slice)
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "setdefault", "pop")
@@ -160,8 +163,9 @@ def _name(node):
 
 
 def section_reads(trees, sections) -> set:
-    """``(section, key)`` read as ``cfg["section"]["key"]`` or through a name bound to a section
-    (``tc = cfg["train"]``, ``bc = cfg.get("bench") or {}``, or a parameter named after the section)."""
+    """``(section, key)`` read as ``cfg.section.key`` or ``cfg["section"]["key"]``, or through a name bound to a
+    section (``tc = cfg.train``, ``tc = cfg["train"]``, ``bc = cfg.get("bench") or {}``, or a parameter named after
+    the section)."""
     def section_of(node):
         node = node.values[0] if isinstance(node, ast.BoolOp) else node
         i = _index(node)

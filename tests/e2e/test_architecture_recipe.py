@@ -193,7 +193,9 @@ KNOWN_UPWARD = {
     ("edgekd.config", "edgekd.models.teacher_kinds"),
 }
 KNOWN_CIRCLES = [
-    ["edgekd.bench", "edgekd.config", "edgekd.export"],  # packages: bench and export read config, config.py reads them
+    # packages: bench, export, the model card and models read config (the typed RunConfig); config.py reads the
+    # backend, export-format and teacher-kind registries for its choices (the three KNOWN_UPWARD imports)
+    ["edgekd.bench", "edgekd.card", "edgekd.config", "edgekd.export", "edgekd.models"],
 ]
 
 

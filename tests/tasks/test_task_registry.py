@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from edgekd.config import key_choices
+from edgekd.config import RunConfig, key_choices
 from edgekd.errors import EdgekdError
 from edgekd.tasks import create_task, list_tasks, task_class
 
 SIZE = (32, 32)
-CFG = {"data": {"max_depth": 10.0, "image_size": list(SIZE)}}
+CFG = RunConfig.from_dict({"data": {"max_depth": 10.0, "image_size": list(SIZE)}})  # what args_from_source is given
 
 
 @pytest.fixture(scope="module")

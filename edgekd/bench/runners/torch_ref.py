@@ -54,7 +54,7 @@ class TorchRunner(BaseRunner):
         return ModelCard.of_run(self.task, self.cfg, self.ckpt, "fp32").to_props()
 
     def input_shape(self) -> list:
-        return [None, 3, *self.cfg["data"]["image_size"]]
+        return [None, 3, *self.cfg.data.image_size]
 
     def infer(self, x):
         torch = self.torch
