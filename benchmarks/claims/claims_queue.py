@@ -3,6 +3,8 @@
     python benchmarks/claims/claims_queue.py EDGEKD WORK --stop 06:25            # run (resumable: call it again)
     python benchmarks/claims/claims_queue.py EDGEKD WORK --merge                 # WORK/PLAN/grid for the verdict scripts
     python benchmarks/claims/claims_queue.py EDGEKD WORK --dry-run               # print the queue and what is done
+    python benchmarks/claims/claims_queue.py EDGEKD WORK --plans depth_m --restore benchmarks/claims/results/claims_cpu_m \
+        --stop 16:10                                                             # session 6: regime M seeds 2-4 only
 
 The design (cells, seeds, ratios, the pilot rule, the stop time) is fixed in benchmarks/claims/claims_tasks.md
 (colourisation) and benchmarks/claims/claims.md (regime M) before any test run.  Two single-thread workers
@@ -76,7 +78,7 @@ class Item:
         return (self.out / "summary.json").exists()
 
 
-def build_queue(work: Path) -> list[Item]:
+def build_queue(work: Path, plans=("colourisation", "depth_m")) -> list[Item]:
     items, pilot = [], work / "colourisation" / "pilot"
     for name, r, args in PILOTS:
         out = pilot / (f"{name}-r{r}" if r else name)
@@ -85,6 +87,8 @@ def build_queue(work: Path) -> list[Item]:
                           ["distill", *REGIME_C, *args, *ratio, "--seed", str(PILOT_SEED), "--set", f"data.seed={PILOT_SEED}",
                            "--quiet", "--out", str(out), "--overwrite"]))
     for plan, cells, regime in (("colourisation", colour_cells(), REGIME_C), ("depth_m", m_cells(), REGIME_M)):
+        if plan not in plans:
+            continue
         for seed in range(SEEDS):
             for cid, args, prefix in cells:
                 folder = work / plan / "cells" / cid
@@ -93,7 +97,29 @@ def build_queue(work: Path) -> list[Item]:
                 items.append(Item(f"{plan} {cid} seed{seed}", plan, folder / "runs" / cid / f"seed{seed}",
                                   ["compare", *regime, *args, "--vary-scenes", "--seeds", str(seed + 1), "--quiet", "--out", str(folder)],
                                   needs, choice=prefix))
-    return items
+    return [i for i in items if i.plan in plans]
+
+
+def restore(work: Path, plan: str, kept: Path) -> None:
+    """Put the finished runs kept in the repository (KEPT/runs/CELL/seedN: summary, config, metrics, diagnostics, the
+    spectrum's last row) back in WORK/PLAN/cells/CELL/runs/CELL/seedN, so that a new machine's queue resumes after them:
+    compare skips a run whose summary.json exists once its config.json matches the recipe.  The spectrum's last row
+    becomes a one-row spectrum.jsonl (what the verdict reads); the per-epoch spectra of those runs were not kept."""
+    import shutil
+
+    for run in sorted(kept.glob("runs/*/seed*")):
+        cell = run.parent.name
+        dst = work / plan / "cells" / cell / "runs" / cell / run.name
+        if (dst / "summary.json").exists():
+            continue
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in run.iterdir():
+            if f.name == "spectrum_final.json":
+                (dst / "spectrum.jsonl").write_text(f.read_text())
+            else:
+                shutil.copy(f, dst / f.name)
+        (dst / "RESTORED").write_text(f"copied from {kept}/runs/{cell}/{run.name}; the run itself is not repeated\n")
+        print(f"restored {dst}")
 
 
 def choose(work: Path, prefix: str) -> str:
@@ -115,9 +141,9 @@ def stamp(work: Path, text: str) -> None:
 
 
 class Queue:
-    def __init__(self, edgekd: Path, work: Path, stop: dt.datetime):
+    def __init__(self, edgekd: Path, work: Path, stop: dt.datetime, plans=("colourisation", "depth_m")):
         self.edgekd, self.work, self.stop = edgekd, work, stop
-        self.items = build_queue(work)
+        self.items = build_queue(work, plans)
         self.by_name = {i.name: i for i in self.items}
         self.lock = threading.Lock()
         for i in self.items:
@@ -196,13 +222,20 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--merge", action="store_true")
+    ap.add_argument("--plans", nargs="+", default=["colourisation", "depth_m"], choices=["colourisation", "depth_m"],
+                    help="the plans to queue (default both)")
+    ap.add_argument("--restore", type=Path, help="a results folder whose runs/ to put back first (one plan only)")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     if a.merge:
         return merge(a.work)
+    if a.restore:
+        if len(a.plans) != 1:
+            ap.error("--restore needs exactly one --plans")
+        restore(a.work.resolve(), a.plans[0], a.restore.resolve())
     h, m = map(int, a.stop.split(":"))
     stop = dt.datetime.now(dt.timezone.utc).replace(hour=h, minute=m, second=0, microsecond=0)
-    q = Queue(a.edgekd.resolve(), a.work.resolve(), stop)
+    q = Queue(a.edgekd.resolve(), a.work.resolve(), stop, tuple(a.plans))
     if a.dry_run:
         for i in q.items:
             print(f"{i.state:5} {i.name}  needs {i.needs}")
