@@ -33,6 +33,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
     import tomli as tomllib
 
 from .errors import EdgekdError
+from .registry import Registry
 
 RESOURCES = Path(__file__).parent / "resources"
 PROFILE_DIR = RESOURCES / "profiles"
@@ -83,22 +84,23 @@ def _spectral_scopes() -> tuple[str, ...]:
     return SPECTRAL_SCOPES
 
 
-def _export_formats() -> list[str]:
-    from .export.formats import list_formats
-
-    return list_formats(aliases=True)  # the export format registry (edgekd/export/formats.py)
-
-
-def _precisions() -> list[str]:
-    from .export.formats import list_precisions
-
-    return list_precisions()  # the export precision registry (edgekd/export/formats.py)
+# Word lists that a later floor owns: the bench backends, the export formats and precisions, the teacher kinds'
+# help.  That floor registers its list here when it is imported (bench/runners/base.py, export/formats.py,
+# models/teacher_kinds.py: the import runs down, to config), and the schema reads it when a value is checked or
+# help is shown.  The commands floor imports those three modules before it reads a profile
+# (edgekd/commands/__init__.py), so every command checks these keys as it loads them; library code that loads a
+# profile without them has the key checked by its owner where the value is used (its registry's one line).
+KEY_WORDS = Registry("key with a later floor's words")
 
 
-def _backends() -> tuple[str, ...]:
-    from .bench.runners.base import list_backends
+def register_key_words(key: str, words: Callable[[], Any]) -> None:
+    """``words()`` is the list the key ``section.key`` takes (or, for a help key, its help text): read on use."""
+    KEY_WORDS.register(key, words)
 
-    return ("auto", *list_backends(aliases=True))  # the bench runner registry (edgekd/bench/runners/)
+
+def _words(key: str) -> Callable[[], tuple[str, ...] | None]:
+    """The choices of ``key`` as its owner registered them; None while the owner is not imported (then it checks)."""
+    return lambda: tuple(KEY_WORDS.get(key)()) if key in KEY_WORDS else None
 
 
 def _data_formats() -> list[str]:
@@ -167,9 +169,7 @@ def _data_format_help() -> str:
 
 
 def _teacher_help() -> str:
-    from .models.teacher_kinds import teacher_kinds_help  # torch-free
-
-    return teacher_kinds_help()
+    return KEY_WORDS.get("distill.teacher")() if "distill.teacher" in KEY_WORDS else "A teacher kind (edgekd teacher list)."
 
 
 # --------------------------------------------------------------------------- the schema
@@ -301,8 +301,8 @@ class TrainConfig:
 class ExportConfig:
     """[export]: what edgekd export writes for the target."""
 
-    format: str = _choice("onnx", _export_formats, help="onnx, or a TensorRT engine built from it.")
-    precision: str = _choice("fp32", _precisions, help="What the target runs; fp32 model.onnx is always written too.")
+    format: str = _choice("onnx", _words("export.format"), help="onnx, or a TensorRT engine built from it.")
+    precision: str = _choice("fp32", _words("export.precision"), help="What the target runs; fp32 model.onnx is always written too.")
     opset: int = _int(17, 13, 23, help="ONNX opset.")
 
 
@@ -310,7 +310,7 @@ class ExportConfig:
 class BenchConfig:
     """[bench]: how edgekd bench measures (>= 200 ms and >= 10 runs of warm-up: docs/architecture.md, "The deployment contract")."""
 
-    backend: str = _choice("auto", _backends, help="auto: the first of the target's runtimes this machine has.")
+    backend: str = _choice("auto", _words("bench.backend"), help="auto: the first of the target's runtimes this machine has.")
     batch: int = _int(1, 1, 4096, help="Also measure at this batch size (batch 1 always).")
     warmup_iters: int = _int(10, 0, 10**6, help="Untimed runs first.")
     warmup_time: float = _float(0.2, 0.0, 3600.0, help="...and at least this many seconds.")
@@ -435,7 +435,7 @@ def default_config() -> dict[str, dict[str, Any]]:
 def key_choices(section: str, key: str) -> tuple[str, ...]:
     """The words a choice key takes (a registry's names are read now)."""
     choices = section_keys(section)[key].metadata["choices"]
-    return tuple(choices() if callable(choices) else choices)
+    return tuple((choices() if callable(choices) else choices) or ())
 
 
 def key_help(section: str, key: str, default: str = "") -> str:
@@ -515,8 +515,8 @@ def check_value(where: str, value: Any, f: Field) -> Any:
         _fail(where, f"must be a string, got {type(value).__name__} {value!r}")
     if kind == "choice":
         choices = f.metadata["choices"]
-        choices = tuple(choices() if callable(choices) else choices)
-        if value not in choices:
+        choices = choices() if callable(choices) else choices
+        if choices is not None and value not in choices:  # None: the owner's registry checks it (KEY_WORDS)
             _fail(where, f"= {value!r} is not one of: {', '.join(choices)}")
     return value
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..config import register_key_words
 from ..lazy import resolve
 from ..registry import Registry
 
@@ -86,3 +87,7 @@ register_format("onnx", "the ONNX files alone (ONNX Runtime, OpenVINO, TensorRT'
 register_format("tensorrt", "model.<precision>.engine built here with TensorRT's Python API", "edgekd.export.tensorrt_build:export_engine")
 register_format("litert", "model.tflite, model.fp16.tflite, model.int8.tflite (LiteRT, NHWC input) via litert-torch",
                 "edgekd.export.litert_export:export_litert", requires="edgekd.export.litert_export:check_converter", aliases=("tflite",))
+
+# The profile's export.format and export.precision take these words (config.py checks a profile as it loads).
+register_key_words("export.format", lambda: list_formats(aliases=True))
+register_key_words("export.precision", lambda: list_precisions())

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..config import register_key_words
 from ..errors import EdgekdError
 from ..lazy import resolve
 from ..registry import Registry
@@ -236,3 +237,6 @@ register_teacher_kind("edgekd", "path/to/edgekd.pt", "an edgekd checkpoint train
                       own_weights="is an edgekd checkpoint with its own weights")
 register_teacher_kind("timm", "NAME --teacher-weights FILE|imagenet", "a timm model with local or packaged weights",
                       lambda s: bool(s) and ":" not in s, "edgekd.models.teacher:build_timm", kind=TimmKind, own_weights="")
+
+# --teacher's help (the schema's distill.teacher) lists these kinds' syntaxes.
+register_key_words("distill.teacher", teacher_kinds_help)

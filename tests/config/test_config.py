@@ -116,14 +116,42 @@ def test_every_option_of_the_schema_is_on_the_command_line():
 
 
 def test_registry_choices_are_read_when_checked():
+    import edgekd.commands  # noqa: F401  (what every command imports: the later floors register their word lists)
     from edgekd.bench.runners.base import list_backends
     from edgekd.config import key_choices
+    from edgekd.export.formats import list_formats
     from edgekd.tasks import list_tasks
 
     assert key_choices("model", "task") == tuple(list_tasks())
     assert key_choices("bench", "backend") == ("auto", *list_backends(aliases=True))
     assert "fitnet" in key_choices("distill", "method") and "inverted" in key_choices("distill", "projection")
-    assert "onnx" in key_choices("export", "format")
+    assert key_choices("export", "format") == tuple(list_formats(aliases=True))
+
+
+@pytest.mark.parametrize("section,key,word", [("bench", "backend", "ort-gpu"), ("export", "format", "coreml"),
+                                              ("export", "precision", "int4")])
+def test_a_later_floors_word_is_checked_as_the_profile_loads(tmp_path, section, key, word):
+    """bench.backend and export.format/precision take words that bench and export register with the schema
+    (config.register_key_words): a profile naming another is refused at load, with the registry's list."""
+    import edgekd.commands  # noqa: F401
+    from edgekd.config import key_choices
+
+    p = tmp_path / "bad.toml"
+    p.write_text(f'target = "jetson-orin-nano"\n[{section}]\n{key} = "{word}"\n')
+    with pytest.raises(EdgekdError, match=f"{section}.{key} = '{word}' is not one of: " + ", ".join(key_choices(section, key))):
+        load_profile(str(p))
+
+
+def test_config_imports_no_later_floor():
+    """config.py reads no registry above it: in a fresh interpreter it imports neither bench, export nor models,
+    and a profile it loads alone leaves those keys to their owners (checked where the value is used)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from edgekd.config import load_profile; cfg = load_profile('jetson'); "
+            "print(sorted(m for m in sys.modules if m.startswith(('edgekd.bench', 'edgekd.export', 'edgekd.models'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 @pytest.mark.parametrize("name", list_profiles())

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...config import register_key_words
 from ...registry import Registry
 
 
@@ -191,6 +192,10 @@ def backend_class(name: str) -> type:
 def canonical(name: str) -> str:
     """An alias (``onnxruntime``) -> the backend it stands for (``ort-cpu``)."""
     return BACKENDS.canonical(name)
+
+
+# The profile's bench.backend takes these words (config.py checks a profile's value against them as it loads).
+register_key_words("bench.backend", lambda: ("auto", *list_backends(aliases=True)))
 
 
 def kind_of_suffix(suffix: str) -> str | None:
