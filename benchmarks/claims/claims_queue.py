@@ -53,6 +53,13 @@ def colour_cells():
             ("none-r2", ["--teachers", "none", "--spectral", "2", "--set", "distill.spectral_weight=auto"], "spectral")]
 
 
+def lite_cells(choice: str):
+    """The ImageNet EfficientNet-Lite0 cells of claims_tasks.md, at the ratio the task's pilot chose for FitNets."""
+    fit = ["--methods", "fitnet", "--teachers", "efficientnet_lite0", "--teacher-weights", "efficientnet_lite0=imagenet",
+           "--distill-weight", "auto", "--set", f"distill.grad_ratio={choice}"]
+    return [(f"efficientnet_lite0-fitnet-{p}", [*fit, "--projections", p], None) for p in ("inverted", "traditional")]
+
+
 def m_cells():
     fit = ["--methods", "fitnet", "--teachers", TEACHER_M, "--distill-weight", "auto", "--set", "distill.grad_ratio=0.3"]
     return [("none", ["--teachers", "none"], None),
@@ -78,6 +85,27 @@ class Item:
         return (self.out / "summary.json").exists()
 
 
+# Session 6's Lite0 plans (claims_tasks.md, "EfficientNet-Lite0 cells"): each task's cells beside the kept runs of
+# its grid, from that grid's frozen commit: segmentation's (c5548aa) drew one set of scenes for every seed,
+# colourisation's (6e1c9ec) a set per seed (--vary-scenes).
+LITE_PLANS = {"lite_segmentation": ("segmentation", []), "lite_colourisation": ("colourisation", ["--vary-scenes"])}
+PLANS = ("colourisation", "depth_m", *LITE_PLANS)
+
+
+def _lite_items(work: Path, plan: str) -> list[Item]:
+    task, extra = LITE_PLANS[plan]
+    regime = [a if a != "colourisation" else task for a in REGIME_C]
+    choice = json.loads((work / plan / "pilot" / "choice-fitnet.json").read_text())["chosen"]  # put back by --restore
+    items = []
+    for seed in range(SEEDS):
+        for cid, args, _ in lite_cells(choice):
+            folder = work / plan / "cells" / cid
+            needs = [f"{plan} {cid} seed{seed - 1}"] if seed else []
+            items.append(Item(f"{plan} {cid} seed{seed}", plan, folder / "runs" / cid / f"seed{seed}",
+                              ["compare", *regime, *args, *extra, "--seeds", str(seed + 1), "--quiet", "--out", str(folder)], needs))
+    return items
+
+
 def build_queue(work: Path, plans=("colourisation", "depth_m")) -> list[Item]:
     items, pilot = [], work / "colourisation" / "pilot"
     for name, r, args in PILOTS:
@@ -97,6 +125,9 @@ def build_queue(work: Path, plans=("colourisation", "depth_m")) -> list[Item]:
                 items.append(Item(f"{plan} {cid} seed{seed}", plan, folder / "runs" / cid / f"seed{seed}",
                                   ["compare", *regime, *args, "--vary-scenes", "--seeds", str(seed + 1), "--quiet", "--out", str(folder)],
                                   needs, choice=prefix))
+    for plan in plans:
+        if plan in LITE_PLANS:
+            items += _lite_items(work, plan)
     return [i for i in items if i.plan in plans]
 
 
@@ -107,6 +138,7 @@ def restore(work: Path, plan: str, kept: Path) -> None:
     becomes a one-row spectrum.jsonl (what the verdict reads); the per-epoch spectra of those runs were not kept."""
     import shutil
 
+    rows = {(r["id"], r["seed"]): r for r in map(json.loads, (kept / "results.jsonl").read_text().splitlines())}
     for run in sorted(kept.glob("runs/*/seed*")):
         cell = run.parent.name
         dst = work / plan / "cells" / cell / "runs" / cell / run.name
@@ -118,8 +150,12 @@ def restore(work: Path, plan: str, kept: Path) -> None:
                 (dst / "spectrum.jsonl").write_text(f.read_text())
             else:
                 shutil.copy(f, dst / f.name)
+        # its results row as first written (commit, command, run minutes: a copy's file times are not the run's)
+        (dst / "kept_row.json").write_text(json.dumps(rows[(cell, int(run.name[4:]))]) + "\n")
         (dst / "RESTORED").write_text(f"copied from {kept}/runs/{cell}/{run.name}; the run itself is not repeated\n")
         print(f"restored {dst}")
+    if (kept / "pilot").is_dir() and not (work / plan / "pilot").exists():  # the pilot's runs and its choice-*.json
+        shutil.copytree(kept / "pilot", work / plan / "pilot")
 
 
 def choose(work: Path, prefix: str) -> str:
@@ -194,15 +230,17 @@ class Queue:
 
 def merge(work: Path) -> None:
     """WORK/PLAN/grid: one compare folder (compare.json + runs/CELL links) over the cell folders, for the verdict scripts."""
-    for plan in ("colourisation", "depth_m"):
+    for plan in PLANS:
         cells_dir = work / plan / "cells"
         if not cells_dir.exists():
             continue
         grid = work / plan / "grid"
         (grid / "runs").mkdir(parents=True, exist_ok=True)
         cells, seeds, config = [], set(), None
-        for folder in sorted(p for p in cells_dir.iterdir() if (p / "compare.json").exists()):
-            meta = json.loads((folder / "compare.json").read_text())
+        for folder in sorted(p for p in cells_dir.iterdir() if p.is_dir()):
+            meta = _cell_meta(folder)
+            if meta is None:
+                continue
             config = config or meta["config"]
             cells += meta["cells"]
             seeds |= set(meta["seeds"])
@@ -214,6 +252,18 @@ def merge(work: Path) -> None:
         print(f"{grid}: {len(cells)} cells, seeds {sorted(seeds)}")
 
 
+def _cell_meta(folder: Path) -> dict | None:
+    """A cell folder's compare.json; for a folder of restored runs only, the same built from their kept rows."""
+    if (folder / "compare.json").exists():
+        return json.loads((folder / "compare.json").read_text())
+    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("runs/*/seed*/kept_row.json"))]
+    if not rows:
+        return None
+    keys = ("id", "label", "teacher", "method", "projection", "spectral")
+    cells = list({r["id"]: {k: r[k] for k in keys} for r in rows}.values())
+    return {"config": None, "cells": cells, "seeds": sorted({r["seed"] for r in rows})}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("edgekd", type=Path, help="the (frozen) edgekd checkout to run")
@@ -222,7 +272,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--merge", action="store_true")
-    ap.add_argument("--plans", nargs="+", default=["colourisation", "depth_m"], choices=["colourisation", "depth_m"],
+    ap.add_argument("--plans", nargs="+", default=["colourisation", "depth_m"], choices=list(PLANS),
                     help="the plans to queue (default both)")
     ap.add_argument("--restore", type=Path, help="a results folder whose runs/ to put back first (one plan only)")
     a = ap.parse_args()

@@ -186,6 +186,12 @@ def enrich_rows(rows, task, commit, logs: Path | None = None, plan: str = "", wo
         r["grad_ratio"] = cfg["distill"]["grad_ratio"]
         r["loss_weights"] = summ.get("loss_weights", {})
         r["data_seed"] = cfg["data"]["seed"]
+        kept = run / "kept_row.json"  # a run put back from the repository (claims_queue.py --restore): its own row's facts
+        if kept.exists():
+            first = json.loads(kept.read_text())
+            r.update({k: first[k] for k in ("run_minutes", "commit", "command")})
+            r["run"] = f"runs/{r['id']}/seed{r['seed']}"
+            continue
         r["run_minutes"] = run_minutes(run)
         r["commit"] = commit
         r["command"] = logged_command(logs, plan, r, work) or (
