@@ -52,17 +52,41 @@ def run_trajectory(run: Path) -> dict:
     return out
 
 
-def trajectories(grid: Path) -> dict:
-    """{cell: {epoch: {key: mean over the finished seeds}}, plus seeds and memorising counts}."""
+RANKS = ("rank_P", "rank_dP")
+
+
+def trajectories(grid: Path, earlier: dict | None = None) -> dict:
+    """{cell: {epoch: {key: mean over the finished seeds}}, plus seeds and memorising counts}.
+
+    ``earlier``: the trajectories.json of runs put back from the repository (claims_queue.py --restore keeps only
+    their spectrum's last row): their per-epoch ranks are its means, weighted by its seeds; their R² is their own."""
     res = {}
     for cell in (f"{RANDOM}-inverted", f"{RANDOM}-traditional"):
         runs = [p.parent for p in sorted((grid / "runs" / cell).glob("seed*/summary.json"))]
         per = [run_trajectory(r) for r in runs]
         if not per:
             continue
+        restored = [(r / "RESTORED").exists() for r in runs]
+        old = (earlier or {}).get(cell)
+        if any(restored):
+            seeds_restored = [int(r.name[4:]) for r, x in zip(runs, restored) if x]
+            if old is None or sorted(old["seeds"]) != seeds_restored:
+                raise SystemExit(f"{cell}: restored seeds {seeds_restored} need --earlier-trajectories with those seeds")
         epochs = sorted(set.intersection(*(set(t) for t in per)))
-        mean = {e: {k: float(np.mean([t[e][k] for t in per if k in t[e]])) for k in ("r2_train", "r2_val", "rank_P", "rank_dP")
-                    if any(k in t[e] for t in per)} for e in epochs}
+        mean = {}
+        for e in epochs:
+            row = {}
+            for k in ("r2_train", "r2_val", *RANKS):
+                if k in RANKS and any(restored):  # the restored runs' per-epoch ranks: the earlier means
+                    fresh = [t[e][k] for t, x in zip(per, restored) if not x and k in t[e]]
+                    before = (old["epochs"].get(str(e)) or old["epochs"].get(e) or {}).get(k)
+                    if before is None:
+                        continue
+                    n_old = len(old["seeds"])
+                    row[k] = float((n_old * before + sum(fresh)) / (n_old + len(fresh)))
+                elif any(k in t[e] for t in per):
+                    row[k] = float(np.mean([t[e][k] for t in per if k in t[e]]))
+            mean[e] = row
         memo = sum(any(v.get("memorising") for v in t.values()) for t in per)
         res[cell] = {"seeds": [int(r.name[4:]) for r in runs], "epochs": mean, "runs_warned_memorising": memo}
     return res
@@ -112,9 +136,11 @@ def main() -> None:
     ap.add_argument("task_dir", type=Path, help="WORK/depth_m (holding grid/)")
     ap.add_argument("--edgekd", type=Path, default=Path("."))
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--earlier-trajectories", type=Path, help="trajectories.json of the runs put back by claims_queue.py --restore")
     a = ap.parse_args()
     V.decide(a.task_dir, "depth", a.edgekd, a.out)
-    traj = trajectories(a.task_dir / "grid")
+    earlier = json.loads(a.earlier_trajectories.read_text()) if a.earlier_trajectories else None
+    traj = trajectories(a.task_dir / "grid", earlier)
     text = "\n".join(trajectories_md(traj))
     print(text)
     atomic_write_text(a.out / "trajectories.md", text + "\n")
