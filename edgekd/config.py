@@ -330,7 +330,7 @@ class TargetConfig:
     providers: list = _strlist(["CPUExecutionProvider"], help="ONNX Runtime execution providers in order of preference.")
     precisions: list = _strlist(["fp32"], help="Precisions the device runs (edgekd fit tries these).")
     threads: int = _int(4, 1, 1024, help="CPU threads to bench with.")
-    memory_gb: float = _float(0.0, 0.0, 1e6, help="Device memory (a fact on record; nothing reads it yet).")
+    memory_gb: float = _float(0.0, 0.0, 1e6, help="Device memory: bench's memory verdict compares the peak footprint with it (0 = none).")
     latency_budget_ms: float = _float(0.0, 0.0, 1e7, help="p90 latency at batch 1 the model must meet (0 = no budget).")
 
 
@@ -381,6 +381,16 @@ def section_from_dict(name: str, values) -> Any:
         if section == name and key not in kw:
             kw[key] = old
     return cls(**kw)
+
+
+def as_target(target) -> "TargetConfig | None":
+    """A target's facts as :class:`TargetConfig`: ``None``, one already, or the dict :func:`load_target` and files hold."""
+    return None if target is None else section_from_dict("target", target)
+
+
+def target_config(name: str) -> TargetConfig:
+    """The target ``name`` (targets/*.toml) or a path to a target TOML file, as :class:`TargetConfig`."""
+    return section_from_dict("target", load_target(name))
 
 
 def section_to_dict(part) -> dict[str, Any]:

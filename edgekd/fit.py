@@ -10,12 +10,11 @@ without training, the compute (MACs) as a proxy for capacity.
 
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .config import RunConfig, TargetConfig, section_from_dict, section_to_dict
+from .config import RunConfig, TargetConfig
 from .errors import EdgekdError
 from .options import option
 
@@ -253,9 +252,9 @@ def train_and_score(cfg: RunConfig | dict, student: str, size, precisions, epoch
 
 def _base_config(profile: str | None, target: str | None) -> tuple[RunConfig, str | None]:
     """The profile (or, with only --target, the shipped profile for that target), its target replaced by --target."""
-    from .config import list_profiles, load_profile, load_target
+    from .config import list_profiles, load_profile, target_config
 
-    tgt = section_from_dict("target", load_target(target)) if target else None
+    tgt = target_config(target) if target else None
     if profile is None:
         profile = "jetson"
         if tgt is not None:
@@ -264,7 +263,7 @@ def _base_config(profile: str | None, target: str | None) -> tuple[RunConfig, st
     return (cfg if tgt is None else replace(cfg, target=tgt)), target
 
 
-def resolve_backend(requested: str, target: dict) -> str:
+def resolve_backend(requested: str, target) -> str:
     """The backend that times the candidates: bench's choice for an ONNX file (bench/run.py), refused in one line
     when it does not run ONNX files or not on this machine."""
     from .bench.run import pick_backend
@@ -308,8 +307,8 @@ def run_fit(s: FitSettings, log=print) -> dict:
     from .bench.runners import backend_class
 
     cfg, target_ref = _base_config(s.profile, s.target)
-    tgt, facts = cfg.target, section_to_dict(cfg.target)  # bench's functions take the target's facts as load_target gives them
-    backend = resolve_backend(s.backend, facts)
+    tgt = cfg.target
+    backend = resolve_backend(s.backend, tgt)
     precisions = runnable_precisions(tgt, backend)
     size = tuple(cfg.data.image_size)
     cands = parse_candidates(s.candidates, size, precisions) if s.candidates else default_candidates(size, precisions)
@@ -328,7 +327,7 @@ def run_fit(s: FitSettings, log=print) -> dict:
         log(f"  exported {i + 1}/{len(cands)}: {c.name}")
     timed = bench_rounds({r["candidate"]: r["onnx"] for r in rows}, backend, threads, s.min_time, s.rounds, log)
     budget = float(tgt.latency_budget_ms or 0.0)
-    here, why = _on_target(facts, backend, rows)
+    here, why = _on_target(tgt, backend, rows)
     if not here:
         log(f"  not on target: no budget verdict ({why}); the front and the choice ignore the budget")
     for r in rows:
@@ -353,7 +352,7 @@ def run_fit(s: FitSettings, log=print) -> dict:
     return result
 
 
-def _on_target(tgt: dict, backend: str, rows: list) -> tuple[bool, str]:
+def _on_target(tgt, backend: str, rows: list) -> tuple[bool, str]:
     """Is this machine the target's kind of hardware (bench's rule: edgekd/bench/latency.py)?"""
     from .bench.latency import on_target
     from .bench.runners import backend_class
@@ -388,7 +387,7 @@ def _train_fitting(cfg, rows, epochs, out, sets, log) -> tuple[str, bool]:
 
 
 def format_table(result: dict) -> str:
-    rows, key = result["candidates"], result["front_key"]
+    rows = result["candidates"]
     metric = next((r["metric_name"] for r in rows if r.get("metric_name")), None)
     budget = result["latency_budget_ms"]
     lines = [f"edgekd fit: target {result['target']} (budget p90 <= {budget:g} ms at batch 1), backend {result['backend']}, "

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from ..config import as_target
 from .progress import progress_bar
 from .stats import latency_stats
 
@@ -81,31 +82,34 @@ def runs_on_gpu(runner) -> bool:
         runner.model_kind == "torch" and any("cuda" in str(p) for p in runner.describe().get("providers") or []))
 
 
-def on_target(tgt: dict, runner, backend: str) -> tuple[bool, str]:
-    """Is this run on the target's kind of hardware?  A budget verdict means something only there."""
+def on_target(tgt, runner, backend: str) -> tuple[bool, str]:
+    """Is this run on the target's kind of hardware (``tgt``: a TargetConfig or its dict)?  A budget verdict means
+    something only there."""
+    tgt = as_target(tgt)
     gpu_backend = runs_on_gpu(runner)
-    arch, want = machine_arch(), (tgt.get("arch") or "").lower()
+    arch, want = machine_arch(), (tgt.arch or "").lower()
     if want and arch != want:
-        return False, f"this machine is {arch}, {tgt['name']} is {want}"
-    if tgt.get("accelerator") == "cuda" and not gpu_backend:
-        return False, f"{tgt['name']} runs on its CUDA GPU, this bench ran on the CPU ({backend})"
-    if tgt.get("accelerator") == "cpu" and gpu_backend:
-        return False, f"{tgt['name']} runs on its CPU, this bench ran on a GPU ({backend})"
+        return False, f"this machine is {arch}, {tgt.name} is {want}"
+    if tgt.accelerator == "cuda" and not gpu_backend:
+        return False, f"{tgt.name} runs on its CUDA GPU, this bench ran on the CPU ({backend})"
+    if tgt.accelerator == "cpu" and gpu_backend:
+        return False, f"{tgt.name} runs on its CPU, this bench ran on a GPU ({backend})"
     return True, ""
 
 
-def budget_verdict(tgt: dict | None, runner, backend: str, latency: dict) -> dict | None:
+def budget_verdict(tgt, runner, backend: str, latency: dict) -> dict | None:
     """The target's latency budget against p90 at batch 1 (a pass/fail only on the target's kind of hardware)."""
-    budget = float((tgt or {}).get("latency_budget_ms") or 0.0)
+    tgt = as_target(tgt)
+    budget = float(tgt.latency_budget_ms or 0.0) if tgt else 0.0
     if not budget or "batch1" not in latency:
         return None
     p90 = latency["batch1"]["p90_ms"]
     here, why = on_target(tgt, runner, backend)
-    return {"target": tgt["name"], "latency_budget_ms": budget, "p90_ms": p90, "on_target": here,
+    return {"target": tgt.name, "latency_budget_ms": budget, "p90_ms": p90, "on_target": here,
             "pass": (p90 <= budget) if here else None, **({} if here else {"why_no_verdict": why})}
 
 
-def memory_verdict(tgt: dict | None, runner, backend: str, memory: dict) -> dict | None:
+def memory_verdict(tgt, runner, backend: str, memory: dict) -> dict | None:
     """The target's ``memory_gb`` against this process's peak footprint (a verdict only on the target's kind of hardware).
 
     The footprint is the timed loop's peak resident memory plus this process's GPU memory (NVML);
@@ -113,10 +117,11 @@ def memory_verdict(tgt: dict | None, runner, backend: str, memory: dict) -> dict
     """
     from .memory import footprint_mb
 
-    limit_gb = float((tgt or {}).get("memory_gb") or 0.0)
+    tgt = as_target(tgt)
+    limit_gb = float(tgt.memory_gb or 0.0) if tgt else 0.0
     used = footprint_mb(memory)
     if not limit_gb or used is None:
         return None
     here, why = on_target(tgt, runner, backend)
-    return {"target": tgt["name"], "memory_gb": limit_gb, "footprint_mb": used, "on_target": here,
+    return {"target": tgt.name, "memory_gb": limit_gb, "footprint_mb": used, "on_target": here,
             "pass": (used <= limit_gb * 1024) if here else None, **({} if here else {"why_no_verdict": why})}

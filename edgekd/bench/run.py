@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..card import ModelCard
-from ..config import BenchConfig, RunConfig
+from ..config import BenchConfig, RunConfig, TargetConfig
 from ..errors import EdgekdError
 from .accuracy import accuracy, accuracy_vs_reference  # noqa: F401  (accuracy: part of this module's interface)
 from .evaluate import input_batch, model_input, open_samples
@@ -42,7 +42,7 @@ def model_kind(path: Path) -> str:
     return kind
 
 
-def pick_backend(kind: str, requested: str, target: dict | None) -> str:
+def pick_backend(kind: str, requested: str, target) -> str:
     """The registered backend that runs a ``kind`` file: ``auto`` asks the target (runners.base.auto_backend)."""
     from .runners import auto_backend, backend_class, file_kinds, list_backends
 
@@ -122,11 +122,11 @@ def input_hw(runner, card: ModelCard) -> tuple[int, int]:
     return int(card.input_shape[2]), int(card.input_shape[3])
 
 
-def _say_fallback(requested: str, picked: str, tgt: dict | None, log) -> None:
+def _say_fallback(requested: str, picked: str, tgt, log) -> None:
     """``auto`` took a backend other than the target's first choice: say so in one line."""
     from .runners import providers_by_backend
 
-    wanted = (tgt or {}).get("providers") or []
+    wanted = tgt.providers if tgt else []
     by_provider = {v: k for k, v in providers_by_backend().items()}
     first = next((by_provider[p] for p in wanted if p in by_provider), None)
     if requested == "auto" and first and picked != first:
@@ -142,7 +142,7 @@ class OpenModel:
     path: Path
     kind: str  # "onnx", "engine" or "torch"
     cfg: RunConfig | None  # the --profile's configuration
-    tgt: dict | None  # the target's facts: --target, the profile's, or the one named in the model's metadata
+    tgt: TargetConfig | None  # the target's facts: --target, the profile's, or the one named in the model's metadata
     bc: BenchConfig  # the profile's [bench] table (its defaults without a profile)
     backend: str
     runner: object
@@ -152,23 +152,23 @@ class OpenModel:
 
 def open_model(s: BenchSettings, log=print) -> OpenModel:
     """Resolve profile, target and backend for ``s.model`` and open it on that backend."""
-    from ..config import load_profile, load_target, section_to_dict
+    from ..config import load_profile, target_config
 
     path = Path(s.model).expanduser()
     kind = model_kind(path)
     cfg = RunConfig.from_dict(load_profile(s.profile)) if s.profile else None
-    tgt = load_target(s.target) if s.target else (section_to_dict(cfg.target) if cfg else None)
+    tgt = target_config(s.target) if s.target else (cfg.target if cfg else None)
     bc = (cfg or RunConfig()).bench  # no profile: the schema's defaults
     requested = s.backend or bc.backend
     backend = pick_backend(kind, requested, tgt)
     cores = os.cpu_count() or 1
-    threads = s.threads if s.threads is not None else min((tgt or {}).get("threads", cores), cores)
+    threads = s.threads if s.threads is not None else min(tgt.threads if tgt else cores, cores)
     runner = make_runner(path, backend, threads, "fp32")
     meta = model_metadata(runner, kind, path, need_task=s.accuracy_check)
     card = ModelCard.from_props(meta, str(path))
     if tgt is None and card.target:
         try:
-            tgt = load_target(card.target)
+            tgt = target_config(card.target)
         except EdgekdError:
             tgt = None
     if kind == "onnx":  # the target's providers are ONNX Runtime's
@@ -257,7 +257,7 @@ def _environment(m: OpenModel, precision: str) -> dict:
 
     env = environment(m.runner)
     env["precision"] = precision
-    env["target"] = (m.tgt or {}).get("name")
+    env["target"] = m.tgt.name if m.tgt else None
     env["arch"] = machine_arch()
     env.update(device_state(env.get("threads")))
     return env
@@ -320,14 +320,14 @@ def _notes(r: dict, meta: dict) -> list[str]:
                      "On a CPU deploy fp32, or INT8 exported for a CPU target (u8s8: edgekd export RUN --precision int8 --target android-arm64, or your CPU target)")
     on_x86_cpu = r["environment"].get("backend") in ("ort-cpu", "ort-xnnpack") and r["environment"].get("arch") == "x86_64"
     if r["precision"] == "int8" and on_x86_cpu:
-        from ..config import load_target
+        from ..config import target_config
 
         try:
-            made_for = load_target(meta["target"]) if meta.get("target") else None
+            made_for = target_config(meta["target"]) if meta.get("target") else None
         except EdgekdError:
             made_for = None
-        if made_for and "tensorrt" in made_for.get("runtimes", []):
-            notes.append(f"this INT8 model has symmetric int8 activations (s8s8), the format TensorRT needs ({made_for['name']}); "
+        if made_for and "tensorrt" in made_for.runtimes:
+            notes.append(f"this INT8 model has symmetric int8 activations (s8s8), the format TensorRT needs ({made_for.name}); "
                          "ONNX Runtime's x86 int8 kernels are built for u8s8 and run s8s8 on a slower path, so on a CPU it can be "
                          "slower than fp32 (benchmarks/export/export.md: 0.58x); for a CPU write u8s8 from the same checkpoint with "
                          "edgekd export RUN --precision int8 --target android-arm64 (or your CPU target)")

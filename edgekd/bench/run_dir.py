@@ -41,7 +41,7 @@ def exported_files(run_dir: Path) -> list[Path]:
     return [p for _, p in sorted(exported, key=lambda kp: (kinds.index(kp[0]), _PRECISION_ORDER.get(file_precision(kp[1]), 3), kp[1].name))]
 
 
-def backends_for(kind: str, requested: str, target: dict | None) -> list[str]:
+def backends_for(kind: str, requested: str, target) -> list[str]:
     """The backends a ``kind`` file is benched on: ``all`` = every one available here, a named backend for
     its own kind of file, else what ``auto`` picks for the target."""
     from .runners import auto_backend, backend_class, list_backends, unavailable
@@ -54,28 +54,28 @@ def backends_for(kind: str, requested: str, target: dict | None) -> list[str]:
     return [auto_backend(kind, target)]
 
 
-def run_target(run_dir: Path, files: list[Path], s: BenchSettings) -> dict | None:
-    """The target the run was trained for (its config.json, else the one its ONNX file's model card names),
-    unless --target or --profile says otherwise."""
-    from ..config import RunConfig, load_profile, load_target, section_to_dict
+def run_target(run_dir: Path, files: list[Path], s: BenchSettings):
+    """The target (a TargetConfig) the run was trained for (its config.json, else the one its ONNX file's model card
+    names), unless --target or --profile says otherwise."""
+    from ..config import RunConfig, load_profile, target_config
 
     if s.target:
-        return load_target(s.target)
+        return target_config(s.target)
     if s.profile:
-        return section_to_dict(RunConfig.from_dict(load_profile(s.profile)).target)
+        return RunConfig.from_dict(load_profile(s.profile)).target
     try:
         saved = json.loads((run_dir / "config.json").read_text())
     except (OSError, ValueError):
         saved = None
     if isinstance(saved, dict) and isinstance(saved.get("target"), dict):  # a config.json without one: the model card's
-        return section_to_dict(RunConfig.from_dict(saved).target)
+        return RunConfig.from_dict(saved).target
     for f in files:  # the model files alone, copied to a device
         if f.suffix.lower() == ".onnx":
             try:
                 import onnxruntime as ort
 
                 name = ort.InferenceSession(str(f), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map.get("target")
-                return load_target(name) if name else None
+                return target_config(name) if name else None
             except Exception:  # an unreadable file gets its own row's error; the target is then unknown
                 continue
     return None
@@ -121,13 +121,13 @@ def add_deltas(rows: list[dict]) -> None:
             r["delta_against"] = f"{match[0]['file']} on {match[0]['backend']}"
 
 
-def say_runtime_fallback(files: list[Path], target: dict | None, log) -> None:
+def say_runtime_fallback(files: list[Path], target, log) -> None:
     """The target prefers LiteRT but this machine has no ai-edge-litert: one line, then ONNX Runtime runs the ONNX files."""
     from .runners import unavailable
 
-    runtimes = (target or {}).get("runtimes") or []
+    runtimes = target.runtimes if target else []
     if runtimes[:1] == ["litert"] and any(p.suffix.lower() == ".tflite" for p in files) and unavailable("litert"):
-        log(f"backend auto: litert, {target.get('name')}'s first runtime, is not installed here (pip install ai-edge-litert); "
+        log(f"backend auto: litert, {target.name}'s first runtime, is not installed here (pip install ai-edge-litert); "
             "the .tflite files are skipped and the ONNX files run on ONNX Runtime")
 
 
@@ -153,7 +153,7 @@ def bench_run_dir(s: BenchSettings, log=print) -> dict:
     requested = s.backend or "auto"
     rows = [bench_file(s, p, b, once) for p in files for b in backends_for(model_kind(p), requested, target)]
     add_deltas(rows)
-    return {"run": str(run_dir), "target": (target or {}).get("name"), "backend": requested, "rows": rows}
+    return {"run": str(run_dir), "target": target.name if target else None, "backend": requested, "rows": rows}
 
 
 def format_run_table(r: dict) -> str:

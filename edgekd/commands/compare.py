@@ -6,7 +6,7 @@ It stands above both: the training floor knows nothing of the report, the report
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
@@ -43,7 +43,7 @@ def compare(s: CompareSettings) -> None:
     refuse_grid_set(kw.get("seed"), kw.get("sets"), s.vary_scenes)
     cfg = resolve_config({**kw, "teacher": None, "spectral": None})
     if kw.get("distill_weight") is not None:
-        cfg["distill"]["weight"] = kw["distill_weight"]
+        cfg = replace(cfg, distill=replace(cfg.distill, weight=kw["distill_weight"]))
     grid = parse_grid(s.teachers, s.teacher_weight_map, s.methods, s.projections, s.spectral_ranks, s.seeds)
     grid.vary_scenes = s.vary_scenes
     for t in grid.teachers:

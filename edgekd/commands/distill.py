@@ -8,7 +8,7 @@ full recipe) said in one line.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import click
@@ -37,21 +37,25 @@ class DistillSettings:
     qat_from: str | None = None
 
 
-def resolve_config(kw: dict, base: dict | None = None) -> dict:
-    """Profile (or ``base``, a saved config) + ``--set`` + options -> the resolved config (validated)."""
-    from ..config import apply_overrides, load_profile, option_overrides
+def resolve_config(kw: dict, base=None):
+    """Profile (or ``base``, a saved config: a RunConfig or its dict) + ``--set`` + options -> the resolved, validated
+    :class:`~edgekd.config.RunConfig`.  ``kw`` is click's keyword arguments (``None``: not given)."""
+    from ..config import RunConfig, apply_overrides, load_profile, option_overrides
     from ..models.teacher_kinds import check_teacher_spec, weights_file
 
-    overrides = option_overrides(kw)  # every option that names a key (the schema's mapping)
-    overrides["distill"]["teacher_weights"] = weights_file(kw.get("teacher"), kw.get("teacher_weights"))
-    overrides["train"]["warmup_fraction"] = None if kw.get("warmup_steps") is None else 1.0  # --warmup-steps N: used as given
+    overrides = option_overrides(kw)  # every option that names a key (the schema's mapping); options beat --set
+    sets = tuple(kw.get("sets") or ())
     if base is not None:
-        cfg = apply_overrides(base, overrides, tuple(kw.get("sets") or ()))
+        cfg = RunConfig.from_dict(apply_overrides(RunConfig.coerce(base).to_dict(), overrides, sets))
     else:
-        cfg = load_profile(kw["profile"], overrides, tuple(kw.get("sets") or ()))
-    check_teacher_spec(cfg["distill"]["teacher"], cfg["distill"]["teacher_weights"])
-    cfg["data"]["data"] = resolved_data(cfg["data"]["data"])
-    return cfg
+        cfg = RunConfig.from_dict(load_profile(kw["profile"], overrides, sets))
+    # two keys an option sets in its own way (after --set, as every option is):
+    weights = weights_file(kw.get("teacher"), kw.get("teacher_weights"))  # FILE, or NAME=FILE as in compare
+    distill = cfg.distill if weights is None else replace(cfg.distill, teacher_weights=weights)
+    # --warmup-steps N is used as given (not capped at a fraction of the run)
+    train = cfg.train if kw.get("warmup_steps") is None else replace(cfg.train, warmup_fraction=1.0)
+    check_teacher_spec(distill.teacher, distill.teacher_weights)
+    return replace(cfg, distill=distill, train=train, data=replace(cfg.data, data=resolved_data(cfg.data.data)))
 
 
 def resolved_data(data: str) -> str:
@@ -61,10 +65,10 @@ def resolved_data(data: str) -> str:
     return str(p.resolve()) if data != "synthetic" and p.exists() else data
 
 
-def print_config(cfg: dict) -> None:
+def print_config(cfg) -> None:
     import json
 
-    click.echo(json.dumps(cfg, indent=2))
+    click.echo(json.dumps(cfg.to_dict(), indent=2))
 
 
 def distill(s: DistillSettings) -> None:
@@ -91,7 +95,7 @@ def distill(s: DistillSettings) -> None:
         _interrupted(out, 143 if isinstance(e, Terminated) else 130)
     if trainer.dist.is_main:
         click.echo(f"done: {summary['steps']} steps; best {trainer.task.primary_metric} {summary['best'][trainer.task.primary_metric]:.4f}; run in {out}")
-        if trainer.device.type == "cpu" and cfg["train"]["epochs"] * trainer.steps_per_epoch < 1000:
+        if trainer.device.type == "cpu" and cfg.train.epochs * trainer.steps_per_epoch < 1000:
             click.echo(f"for the full recipe run on a GPU: {full_recipe_command(cfg)}")
 
 
@@ -105,7 +109,7 @@ def _interrupted(out: Path, code: int) -> None:
     sys.exit(code)
 
 
-def _train(trainer_class, cfg: dict, out, s: DistillSettings):
+def _train(trainer_class, cfg, out, s: DistillSettings):
     """Build the run, say what it is, train it: (summary, trainer)."""
     from ..train.tracking import open_mirrors
 
@@ -131,7 +135,7 @@ def check_distill(s: DistillSettings):
     if s.resume and s.overwrite:
         problems.append("--resume and --overwrite contradict each other: --resume continues the run in --out, --overwrite replaces it; give one")
     cfg = problems.run(resolve_config, s.options)
-    out = Path(s.out or (f"runs/{cfg['model']['task']}-{cfg['profile']['name']}" if cfg else "runs/run"))
+    out = Path(s.out or (f"runs/{cfg.model.task}-{cfg.profile.name}" if cfg else "runs/run"))
     if cfg is not None and s.resume and (out / "config.json").exists():
         cfg = problems.run(resume_config, s.options, out)
     if cfg is None:  # the recipe itself is refused: still check what the options name
@@ -144,17 +148,17 @@ def check_distill(s: DistillSettings):
     return cfg, out
 
 
-def _check_parts(cfg: dict, s: DistillSettings, out, problems) -> None:
+def _check_parts(cfg, s: DistillSettings, out, problems) -> None:
     from ..models.teacher_kinds import teacher_kind_of
     from ..preflight import check_data, check_device, check_student
     from ..train.run_dir import check_run_dir
 
-    d = cfg["distill"]
-    kind = teacher_kind_of(d["teacher"])
-    problems.run(kind.check_options, d["teacher"], d["teacher_weights"], s.options)
-    problems.run(kind.check_names, (d["teacher"] or "").strip(), d["teacher_arch"])
+    d = cfg.distill
+    kind = teacher_kind_of(d.teacher)
+    problems.run(kind.check_options, d.teacher, d.teacher_weights, s.options)
+    problems.run(kind.check_names, (d.teacher or "").strip(), d.teacher_arch)
     problems.run(check_student, cfg)
-    problems.run(check_device, cfg["train"]["device"])
+    problems.run(check_device, cfg.train.device)
     problems.run(check_data, cfg, detect=not s.print_config)  # --print-config shows a recipe for data to come
     if not s.print_config and not is_worker_rank():  # under torchrun rank 0 owns the folder and its lock: the other
         from ..run_lock import check_unlocked        # ranks would see the run it has begun to write, and its lock held
@@ -177,17 +181,16 @@ def _check_raw_options(kw: dict, problems) -> None:
         problems.append(f"teacher weights file {w} does not exist; give a local .pth/.pt/.safetensors file")
 
 
-def resume_config(kw: dict, out: Path) -> dict:
+def resume_config(kw: dict, out: Path):
     """The saved recipe of the run in ``out`` with the options given now; refused (train/run_dir.py) when they would
     change the model or the data."""
-    import copy
-
+    from ..config import RunConfig
     from ..train.run_dir import check_resume_changes, saved_config
 
-    saved = saved_config(out)
-    saved["data"]["data"] = resolved_data(saved["data"]["data"])  # a run of an older edgekd stored it as given
-    cfg = resolve_config(kw, base=copy.deepcopy(saved))
-    check_resume_changes(saved, cfg, out)
+    saved = RunConfig.from_dict(saved_config(out))  # an older edgekd's config.json is migrated here
+    saved = replace(saved, data=replace(saved.data, data=resolved_data(saved.data.data)))  # older runs stored it as given
+    cfg = resolve_config(kw, base=saved)
+    check_resume_changes(saved.to_dict(), cfg.to_dict(), out)
     return cfg
 
 
@@ -198,11 +201,11 @@ def is_worker_rank() -> bool:
     return os.environ.get("RANK", "0") != "0"
 
 
-def _warn_before_work(cfg: dict) -> None:
+def _warn_before_work(cfg) -> None:
     from ..preflight import gpu_recipe_warning, train_size_known, will_run_on_cpu
 
     n = train_size_known(cfg)
-    if n and will_run_on_cpu(cfg["train"]["device"]) and not is_worker_rank():
+    if n and will_run_on_cpu(cfg.train.device) and not is_worker_rank():
         line = gpu_recipe_warning(cfg, n)
         if line:
             click.echo(line, err=True)
@@ -226,23 +229,26 @@ _SHRUNK = {("data", "image_size"), *(("train", k) for k in ("epochs", "batch_siz
                                                               "device", "warmup_steps", "warmup_fraction", "save_every_min"))}
 
 
-def full_recipe_command(cfg: dict) -> str:
-    """The command that runs this recipe at the profile's full size: the same profile (by path when it is the
-    user's own file), teacher, weights, data and method; only the sizes a CPU run shrinks go back to the profile's."""
+def full_recipe_command(cfg) -> str:
+    """The command that runs this recipe (a RunConfig or its dict) at the profile's full size: the same profile (by
+    path when it is the user's own file), teacher, weights, data and method; only the sizes a CPU run shrinks go back
+    to the profile's."""
     import json
     import shlex
 
-    from ..config import PROFILE_DIR, load_profile, option_keys
+    from ..config import PROFILE_DIR, RunConfig, load_profile, option_keys, section_to_dict
 
-    src = Path(cfg["profile"]["source"])
+    cfg = RunConfig.coerce(cfg)
+    src = Path(cfg.profile.source)
     shipped = src.parent.resolve() == PROFILE_DIR.resolve()
-    prof = cfg["profile"]["name"] if shipped else str(src)
-    base = load_profile(prof)
-    args = ["edgekd", "distill", "--profile", prof, "--task", cfg["model"]["task"]]
+    prof = cfg.profile.name if shipped else str(src)
+    base = RunConfig.from_dict(load_profile(prof))
+    args = ["edgekd", "distill", "--profile", prof, "--task", cfg.model.task]
     named = {(section, k): flag for section, k, flag, _ in option_keys()}  # any other changed key: --set SECTION.KEY=VALUE
     for section in ("model", "data", "distill", "train"):
-        for k, v in cfg[section].items():
-            if (section, k) in _SHRUNK or (section, k) == ("model", "task") or v == base[section].get(k):
+        profile_values = section_to_dict(getattr(base, section))
+        for k, v in section_to_dict(getattr(cfg, section)).items():  # the key names as files and --set spell them
+            if (section, k) in _SHRUNK or (section, k) == ("model", "task") or v == profile_values.get(k):
                 continue
             opt = named.get((section, k))
             args += [opt, str(v)] if opt else ["--set", f"{section}.{k}={json.dumps(v)}"]
@@ -279,7 +285,10 @@ def qad(s: DistillSettings) -> None:
     base = load_checkpoint(src).get("config")
     if not isinstance(base, dict):
         raise EdgekdError(f"--qat-from {s.qat_from}: {src} holds no edgekd config; give a run directory written by edgekd distill")
-    base = {**base, "train": {**base["train"], "epochs": 2, "lr": base["train"]["lr"] / 10}}  # defaults an option may override
+    from ..config import RunConfig
+
+    base = RunConfig.from_dict(base)  # a checkpoint of an older edgekd is migrated here
+    base = replace(base, train=replace(base.train, epochs=2, lr=base.train.lr / 10))  # defaults an option may override
     cfg = resolve_config(s.options, base=base)
     if s.print_config:
         return print_config(cfg)

@@ -70,9 +70,9 @@ def export_run(r: ExportRequest, log=print) -> dict:
         create_format(r.fmt).check_installed()  # before the checkpoint is read
     job = load_job(r.run, options, r.expect_task, log, r.allow_unfinished)
     if r.target:
-        from ..config import load_target, section_from_dict
+        from ..config import target_config
 
-        made_for, job.cfg.target = job.cfg.target.name, section_from_dict("target", load_target(r.target))
+        made_for, job.cfg.target = job.cfg.target.name, target_config(r.target)
         if made_for != job.cfg.target.name:
             log(f"note: exporting for {job.cfg.target.name} (the run was trained for {made_for})")
     return export(job, r.fmt, r.precision)

@@ -184,10 +184,7 @@ except EdgekdError as e:
 # module by module; config.py is measured on its own floor above tasks, outside the stated order).
 STATED_FLOORS = ["base", "distill, data", "tasks", "model card", "models", "bench", "export", "train", "report", "commands", "cli"]
 
-# Known exceptions, and only these: config.py reads the backend, export-format and teacher-kind registries for
-# its choices (lazy imports).  config.py belongs to issue 23's typed-config work; when its reads move out,
-# empty both lists, and the test then holds the whole package to the floors.
-# Empty since issue 23: config.py's choices for bench.backend, export.format/precision and the teacher help are
+# Known exceptions: none.  Empty since issue 23: config.py's choices for bench.backend, export.format/precision and the teacher help are
 # registered from above (config.register_key_words), so nothing runs up the floors and no circle is left.
 KNOWN_UPWARD: set = set()
 KNOWN_CIRCLES: list = []

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...config import register_key_words
+from ...config import as_target, register_key_words
 from ...registry import Registry
 
 
@@ -223,16 +223,16 @@ def create_runner(name: str, path, threads: int = 1, precision: str = "fp32", **
     return cls(path, threads=threads, precision=precision, **{**_defaults(cls.name), **options})
 
 
-def auto_backend(kind: str, target: dict | None) -> str:
+def auto_backend(kind: str, target) -> str:
     """The backend ``--backend auto`` picks for a ``kind`` model on ``target`` on this machine.
 
     Candidates follow the target's ``runtimes`` (ONNX Runtime expanded in the order of its ``providers``);
     an available accelerator backend wins over CPU ones; among CPU backends the target's order decides.
     Without any, the first available backend for the file kind (ONNX Runtime CPU for ONNX).
     """
-    target = target or {}
-    runtimes = target.get("runtimes") or ["onnxruntime"]
-    providers = target.get("providers") or ["CPUExecutionProvider"]
+    target = as_target(target)  # a TargetConfig, its dict, or None
+    runtimes = (target.runtimes if target else None) or ["onnxruntime"]
+    providers = (target.providers if target else None) or ["CPUExecutionProvider"]
     names = []
     for rt in runtimes:
         mine = [(n, _defaults(n).get("provider")) for n in list_backends(kind) if backend_class(n).runtime == rt]

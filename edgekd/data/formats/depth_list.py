@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
-
 from ...errors import EdgekdError
 from .common import VAL_NAMES, Reader, limit, read_depth_png, read_rgb
 
