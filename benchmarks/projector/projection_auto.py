@@ -8,6 +8,10 @@ the Trainer makes the choice.
 
     python benchmarks/projector/projection_auto.py --depth-teacher WORK/teacher-depth/best.pt \
         --out benchmarks/projector/results/projection_auto.json
+    python benchmarks/projector/projection_auto.py --regime-m --out benchmarks/projector/results/projection_auto_m.json
+
+``--regime-m``: the same rule (unchanged) against regime M's verdict (claims.md: random ViT-Ti/16, 256 scenes,
+each seed its own; the traditional projection did better, resolved), with regime M's recipe at step 0.
 """
 
 from __future__ import annotations
@@ -27,11 +31,17 @@ VERDICTS = {
 }
 
 
-def choice(teacher: str, weights: str, seed: int) -> dict:
+# claims.md, regime M (5 paired seeds, each its own scenes): inverted - traditional
+VERDICT_M = ("traditional", "-0.0030 [-0.0053, -0.0008] (inverted - traditional), resolved: traditional better")
+
+
+def choice(teacher: str, weights: str, seed: int, train_size: int = 64, data_seed: int | None = None) -> dict:
     cfg = load_profile("jetson")
     cfg["model"].update(student="mobilenetv2_100", student_weights="imagenet")
     cfg["data"]["image_size"] = [96, 128]
-    cfg["train"].update(train_size=64, val_size=32, batch_size=32, workers=0, device="cpu", train_eval_size=0, seed=seed)
+    if data_seed is not None:
+        cfg["data"]["seed"] = data_seed  # compare --vary-scenes: the seed's own scenes
+    cfg["train"].update(train_size=train_size, val_size=32, batch_size=32, workers=0, device="cpu", train_eval_size=0, seed=seed)
     cfg["distill"].update(teacher=teacher, teacher_weights=weights, method="fitnet", projection="auto", weight="auto", fit_images=0)
     with tempfile.TemporaryDirectory() as tmp:
         return Trainer(cfg, tmp, progress=False).projection_choice
@@ -39,16 +49,24 @@ def choice(teacher: str, weights: str, seed: int) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--depth-teacher", required=True, help="the same-task depth teacher's best.pt (claims_c.sh WORK teacher)")
+    ap.add_argument("--depth-teacher", help="the same-task depth teacher's best.pt (claims_c.sh WORK teacher)")
+    ap.add_argument("--regime-m", action="store_true", help="regime M's teacher and recipe instead")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
-    teachers = [("random", "random", ""), ("efficientnet_lite0", "efficientnet_lite0", "imagenet"), ("depth", a.depth_teacher, "")]
+    if a.regime_m:
+        teachers, verdicts, size, vary = [("random:vit_tiny_patch16_224", "random:vit_tiny_patch16_224", "")], \
+            {"random:vit_tiny_patch16_224": VERDICT_M}, 256, True
+    elif a.depth_teacher:
+        teachers = [("random", "random", ""), ("efficientnet_lite0", "efficientnet_lite0", "imagenet"), ("depth", a.depth_teacher, "")]
+        verdicts, size, vary = VERDICTS, 64, False
+    else:
+        ap.error("give --depth-teacher FILE or --regime-m")
     rows = []
     for name, spec, weights in teachers:
-        better, verdict = VERDICTS[name]
+        better, verdict = verdicts[name]
         for seed in range(a.seeds):
-            c = choice(spec, weights, seed)
+            c = choice(spec, weights, seed, size, seed if vary else None)
             rows.append({"teacher": name, "seed": seed, "better": better, "verdict": verdict, **c})
             print(f"{name:20s} seed {seed}: CKA {c['cka']:.3f} -> {c['chosen']:11s} (better in claims.md: {better}; "
                   f"held-out R^2 inverted {c['heldout_r2_inverted']:.3f}, traditional {c['heldout_r2_traditional']:.3f})", flush=True)
