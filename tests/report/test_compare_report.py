@@ -20,7 +20,12 @@ def test_compare_table_restart_and_report(tmp_path):
     assert {(d["cell"], d["against"]) for d in diffs} == {("random-resnet18-fitnet-inverted", "no teacher"),
                                                          ("random-resnet18-fitnet-traditional", "no teacher"),
                                                          ("random-resnet18-fitnet-inverted", "traditional")}
-    assert all(d["n"] == 2 and d["ci_low"] is not None for d in diffs)
+    assert all(d["n"] == 2 for d in diffs)
+    # an interval wherever the paired differences vary; a tiny run's d1 can tie exactly on both seeds (the fraction
+    # of pixels within 1.25x moves in steps), and then there is no interval and the verdict says so
+    assert all(d["ci_low"] is not None and d["ci_low"] <= d["mean"] <= d["ci_high"] for d in diffs if d["sd"] > 0)
+    assert all(d["ci_low"] is None and "no difference" in d["verdict"] for d in diffs if d["sd"] == 0)
+    assert any(d["sd"] > 0 for d in diffs)
     if not any(d["verdict"] == "better" and d["against"] == "no teacher" for d in diffs):
         assert "**" not in md  # a tiny run resolves nothing: no winner is bolded
     assert "| verdict |" in (out / "differences.md").read_text()
